@@ -1,0 +1,89 @@
+// Process helpers for black-box tests: free ports, starting a real daemon and waiting until
+// it answers, collecting its stderr, stopping it by PID.
+import { spawn } from 'node:child_process';
+import { createServer, connect } from 'node:net';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BUILD = process.env.PARLEY_BUILD_DIR || join(ROOT, 'build');
+export const BIN = {
+  website: join(BUILD, 'website', 'parley-website'),
+  chat: join(BUILD, 'chat', 'parley-chat'),
+};
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+export function freePort(host = '127.0.0.1') {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.unref();
+    s.on('error', rej);
+    s.listen(0, host, () => { const { port } = s.address(); s.close(() => res(port)); });
+  });
+}
+
+export function waitForPort(port, host = '127.0.0.1', timeoutMs = 15000) {
+  const until = Date.now() + timeoutMs;
+  return new Promise((res, rej) => {
+    const attempt = () => {
+      const c = connect(port, host);
+      c.once('connect', () => { c.destroy(); res(); });
+      c.once('error', () => {
+        c.destroy();
+        if (Date.now() > until) rej(new Error(`port ${host}:${port} did not open`));
+        else setTimeout(attempt, 50);
+      });
+    };
+    attempt();
+  });
+}
+
+// Starts a daemon with exactly `env` (plus PATH and sanitizer options). Resolves when `port`
+// accepts connections. The returned object has .stderr (everything logged so far),
+// .stop(signal) which resolves with {code, signal}, and .exited (a promise).
+export async function startDaemon(bin, env, port, { host = '127.0.0.1', timeoutMs = 15000 } = {}) {
+  const child = spawn(bin, [], {
+    env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1',
+      UBSAN_OPTIONS: process.env.UBSAN_OPTIONS || 'print_stacktrace=1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const d = { child, pid: child.pid, stderr: '' };
+  child.stdout.on('data', (b) => { d.stderr += b.toString(); });
+  child.stderr.on('data', (b) => {
+    d.stderr += b.toString();
+    if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(b);
+  });
+  d.exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  d.stop = async (signal = 'SIGTERM', timeout = 10000) => {
+    if (child.exitCode !== null || child.signalCode !== null) return d.exited;
+    child.kill(signal);
+    const t = setTimeout(() => child.kill('SIGKILL'), timeout);
+    const r = await d.exited;
+    clearTimeout(t);
+    return r;
+  };
+  if (port) {
+    try {
+      await Promise.race([waitForPort(port, host, timeoutMs), d.exited.then((r) => {
+        throw new Error(`${bin} exited early (${JSON.stringify(r)}):\n${d.stderr}`);
+      })]);
+    } catch (e) {
+      await d.stop('SIGKILL');
+      throw e;
+    }
+  }
+  return d;
+}
+
+// Runs a daemon expecting it to exit (e.g. refusing a bad configuration).
+export function runToExit(bin, env, timeoutMs = 10000) {
+  return new Promise((res) => {
+    const child = spawn(bin, [], { env: { PATH: process.env.PATH, ...env } });
+    let out = '';
+    child.stdout.on('data', (b) => { out += b; });
+    child.stderr.on('data', (b) => { out += b; });
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code, signal) => { clearTimeout(t); res({ code, signal, output: out }); });
+  });
+}

@@ -1,0 +1,26 @@
+// Mints chat tokens in tests exactly as the website does (HS256, claims of ARCHITECTURE.md),
+// and hostile variants of them. The unit tests prove common/ signs the same format.
+import { createHmac, randomBytes } from 'node:crypto';
+
+const b64url = (buf) => Buffer.from(buf).toString('base64url');
+
+export function signRaw(header, payload, secret, alg = 'sha256') {
+  const h = b64url(typeof header === 'string' ? header : JSON.stringify(header));
+  const p = b64url(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  const sig = createHmac(alg, secret).update(`${h}.${p}`).digest();
+  return `${h}.${p}.${b64url(sig)}`;
+}
+
+export function claims({ sub = 'ann@example.com', name = 'Ann', room = 'lobby', ttl = 60,
+  now = Math.floor(Date.now() / 1000), ...extra } = {}) {
+  return { iss: 'website', aud: 'chat', sub, name, room, iat: now, exp: now + ttl,
+    jti: randomBytes(16).toString('hex'), ...extra };
+}
+
+export function mintToken(secret, opts = {}) {
+  return signRaw({ alg: 'HS256', typ: 'JWT' }, claims(opts), secret);
+}
+
+export function newSecret() {
+  return randomBytes(32).toString('hex');
+}
