@@ -53,6 +53,18 @@ bench: build
 	scripts/install-deps base bench
 	bench/run-bench
 
+# libFuzzer targets (clang-14): every fuzz_* binary runs FUZZ_SECONDS on its own.
+FUZZ_SECONDS ?= 60
+fuzz:
+	scripts/install-deps base
+	cmake -S . -B build-fuzz -DPARLEY_FUZZ=ON -DPARLEY_BLACKBOX=OFF -DCMAKE_BUILD_TYPE=Debug \
+	    -DCMAKE_C_COMPILER=clang-14 $(CMAKE_FLAGS)
+	cmake --build build-fuzz -j$(JOBS)
+	for f in $$(find build-fuzz -maxdepth 3 -type f -name 'fuzz_*' -perm -u+x); do \
+	    mkdir -p build-fuzz/corpus/$$(basename $$f); \
+	    $$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 build-fuzz/corpus/$$(basename $$f) || exit 1; \
+	done
+
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
 
