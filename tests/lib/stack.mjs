@@ -59,9 +59,9 @@ export function renderNginxConf(env) {
 
 // Starts `nginx -p dir -c conf` in the foreground (daemon off in the template).
 async function startNginx(dir, conf, port) {
-  const t = spawnSync(NGINX, ['-t', '-q', '-p', dir, '-c', conf], { encoding: 'utf8' });
+  const t = spawnSync(NGINX, ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', conf], { encoding: 'utf8' });
   if (t.status !== 0) throw new Error(`nginx -t failed:\n${t.stderr}`);
-  const child = spawn(NGINX, ['-p', dir, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(NGINX, ['-e', join(dir, 'error.log'), '-p', dir, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });
   const n = { child, pid: child.pid, port, stderr: '' };
   child.stdout.on('data', (b) => { n.stderr += b.toString(); });
   child.stderr.on('data', (b) => { n.stderr += b.toString(); });
