@@ -21,6 +21,8 @@
   const AT_BOTTOM_PX = 48;           // "at the bottom" tolerance for auto-scroll
   const GROUP_GAP_MS = 5 * 60 * 1000; // consecutive messages of one author within this are grouped
   const MAX_RENDERED = 2000;         // oldest messages are dropped from the page beyond this
+  const FLUSH_BURST = 5;             // queued messages sent at once on reconnect...
+  const FLUSH_INTERVAL_MS = 1000;    // ...then this many per second (server allows 5/s)
 
   const root = document.getElementById('chat');
   if (!root || !root.dataset.room) return;
@@ -54,6 +56,9 @@
     const b = new Uint8Array(16);
     crypto.getRandomValues(b);
     return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join('');
+  }
+  function sentence(s) {
+    return /[.!?]$/.test(s) ? s : s + '.';
   }
   function sameEmail(a, b) {
     return typeof a === 'string' && typeof b === 'string' && a.toLowerCase() === b.toLowerCase();
@@ -160,6 +165,7 @@
   let countdownTimer = null;
   let retryAt = 0;
   let openTimer = null;
+  let flushTimer = null;
   let stopped = false;      // logged out, banned, room gone: no more reconnects
   let everOnline = false;
   let lastTypingSent = 0;
@@ -168,6 +174,7 @@
   const typers = new Map(); // email(lowercase) -> {name, timer}
   const seenIds = new Set(); // server message ids already shown
   const pending = new Map(); // client_id -> {text, li, sent}
+  const restored = new Map(); // client_id -> text put back into the box after an error
   const outbox = [];        // client_ids waiting for a connection, in order
 
   // ---- connection state badge ----
@@ -279,7 +286,7 @@
           link: location.pathname, linkText: 'Reload the page' };
       }
       return { fatal: true,
-        text: msg ? 'You cannot chat here: ' + msg : 'You cannot chat here: your account is banned.',
+        text: 'You cannot chat here: ' + (msg ? sentence(msg) : 'your account is banned.'),
         link: '/rooms', linkText: 'Back to rooms' };
     }
     if (res.status === 404) {
@@ -345,6 +352,7 @@
   }
 
   function lostConnection(code) {
+    clearTimeout(flushTimer);
     online.clear();
     renderMembers();
     clearTypers();
@@ -479,6 +487,10 @@
       }
       membersList.append(li);
     }
+    if (!list.length) {
+      membersList.append(el('li', 'chat-member-none',
+        wsOpen() ? 'Nobody' : 'Not connected'));
+    }
     const n = list.length;
     membersToggle.textContent = state === 'online' || n ? n + ' online' : 'Members';
     membersHead.textContent = 'Online now' + (n ? ' (' + n + ')' : '');
@@ -493,12 +505,16 @@
       case 'bad_request':
         return 'The server did not accept that message' + (message ? ': ' + message : '.');
       default:
-        return message || 'Something went wrong (' + (code || 'error') + ').';
+        return message ? sentence(message) : 'Something went wrong (' + (code || 'error') + ').';
     }
   }
 
-  // An error frame answers the oldest message not yet echoed (frames on one connection are
-  // handled in order), or the one it names by client_id. Its text goes back into the box.
+  // An error frame names no message unless it carries client_id (the server may add it).
+  // Otherwise it is taken to answer the oldest message not yet echoed: frames of one
+  // connection are answered in order, and this page sends nothing else that can fail except
+  // the rare typing signal. That message's bubble goes away and its text goes back into the
+  // box. Should its echo arrive after all (the error was about something else), the message
+  // is shown and the restored text is taken out of the box again, so it is not sent twice.
   function onError(f) {
     const code = typeof f.code === 'string' ? f.code : '';
     const message = typeof f.message === 'string' ? f.message : '';
@@ -514,9 +530,21 @@
       if (p.li) removeMessageLi(p.li);
       const cur = input.value;
       input.value = cur.trim() ? p.text + '\n' + cur : p.text;
+      restored.set(cid, p.text);
       updateCounter();
     }
     showError(errorText(code, message));
+  }
+
+  function unrestore(cid) {
+    const text = restored.get(cid);
+    restored.delete(cid);
+    const cur = input.value;
+    if (cur === text) input.value = '';
+    else if (cur.startsWith(text + '\n')) input.value = cur.slice(text.length + 1);
+    else return;
+    clearError();
+    updateCounter();
   }
 
   function showError(text) {
@@ -595,7 +623,9 @@
       s = el('span', 'msg-state');
       p.li.append(s);
     }
-    s.textContent = waiting ? 'Not sent yet \u2014 will send when reconnected' : 'Sending\u2026';
+    if (!waiting) s.textContent = 'Sending\u2026';
+    else if (state === 'online') s.textContent = 'Waiting to send\u2026';
+    else s.textContent = 'Not sent yet \u2014 will send when reconnected';
   }
 
   function onMessage(f) {
@@ -607,6 +637,7 @@
     const cid = typeof f.client_id === 'string' ? f.client_id : '';
     stopTyping(u.email.toLowerCase());
     const m = { id, clientId: cid, email: u.email, name: u.name, text: f.text, ts: f.ts };
+    if (cid && restored.has(cid)) unrestore(cid);
     const p = cid ? pending.get(cid) : null;
     if (p) {
       // Our own message came back: the server's order is the truth, so it moves to the end.
@@ -635,6 +666,7 @@
     const hasText = input.value.trim().length > 0;
     send.disabled = stopped || !hasText || n > MAX_TEXT;
     input.disabled = stopped;
+    input.placeholder = stopped ? 'The chat has stopped' : 'Message #' + room;
   }
 
   function wsOpen() {
@@ -655,10 +687,21 @@
     return true;
   }
 
+  // Sends what waited for the connection, oldest first, a few at once and the rest paced, so
+  // a long queue does not run into the server's flood limit.
   function flushOutbox() {
+    clearTimeout(flushTimer);
+    let n = 0;
     while (outbox.length && wsOpen()) {
+      if (n === FLUSH_BURST) {
+        flushTimer = setTimeout(flushOutbox, FLUSH_INTERVAL_MS);
+        return;
+      }
       const cid = outbox[0];
-      if (pending.has(cid) && !transmit(cid)) break;
+      if (pending.has(cid)) {
+        if (!transmit(cid)) break;
+        n++;
+      }
       outbox.shift();
     }
   }
@@ -676,7 +719,7 @@
     const p = { text, li, sent: false };
     pending.set(cid, p);
     append(li, true);
-    if (!transmit(cid)) {
+    if (outbox.length || !transmit(cid)) {
       outbox.push(cid);
       markPending(p, true);
     }

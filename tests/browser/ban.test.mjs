@@ -1,0 +1,141 @@
+// When the website refuses a chat token, the page stops reconnecting and says why: the
+// admin banned the user (through the admin page's form), the user logged out in another tab,
+// or the room was deleted. Reconnects are forced by restarting the chat daemon, as happens
+// when it is upgraded.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startStack } from '../lib/stack.mjs';
+import {
+  launch, newUser, register, login, createRoom, openRoom, say, waitState, uniq,
+  chromiumAvailable, CHROMIUM,
+} from './browser.mjs';
+
+let stack;
+let b;
+let admin;
+let ann;
+let bob;
+const room = `town-${uniq()}`;
+
+before(async () => {
+  assert.ok(chromiumAvailable(), `${CHROMIUM} is missing: run scripts/install-deps browser`);
+  stack = await startStack();
+  b = await launch();
+  admin = await newUser(b, stack.url, { ...stack.admin, name: 'Admin' });
+  ann = await newUser(b, stack.url, { email: `ann-${uniq()}@example.com`, name: 'Ann',
+    password: 'correct horse battery staple' });
+  bob = await newUser(b, stack.url, { email: `bob-${uniq()}@example.com`, name: 'Bob',
+    password: 'another long passphrase' });
+  for (const u of [ann, bob]) {
+    u.tokens = [];
+    u.page.on('response', (r) => {
+      if (r.url().includes('/api/rooms/') && r.url().endsWith('/token')) u.tokens.push(r.status());
+    });
+  }
+  await login(admin);
+  await register(ann);
+  await register(bob);
+  await createRoom(ann, room, 'Town square');
+  await openRoom(ann, room);
+  await openRoom(bob, room);
+});
+
+after(async () => {
+  if (b) await b.close();
+  if (stack) await stack.stop();
+});
+
+async function withLogs(fn) {
+  try {
+    await fn();
+  } catch (e) {
+    e.message += `\n${stack.logs()}\nbob console:\n${bob.console.join('\n')}`;
+    throw e;
+  }
+}
+
+// The admin page lists users with a form per action; ban the row that names `email`.
+async function banThroughAdminPage(email) {
+  const { page } = admin;
+  await page.goto('/admin');
+  const form = page.locator('form[action$="/ban"]').filter({
+    has: page.locator(`xpath=ancestor::*[contains(., "${email}")][1]`),
+  });
+  const row = page.locator('tr, li').filter({ hasText: email })
+    .filter({ has: page.locator('form[action$="/ban"]') }).last();
+  const target = (await row.count()) ? row.locator('form[action$="/ban"]') : form;
+  await Promise.all([page.waitForURL(/\/admin/), target.locator('[type="submit"]').click()]);
+}
+
+test('an admin bans a user with the admin page form: the next token fails and the page says why',
+  () => withLogs(async () => {
+    await say(bob, 'hello before the ban');
+    await ann.page.locator('#chat .msg-text', { hasText: 'hello before the ban' }).waitFor();
+
+    await banThroughAdminPage(bob.email);
+    // The admin page now shows the user as banned (an unban form in the same row).
+    await admin.page.locator('tr, li').filter({ hasText: bob.email })
+      .locator('form[action$="/unban"]').first().waitFor();
+
+    const before = bob.tokens.length;
+    await stack.restartChat();
+    const banner = bob.page.locator('#chat .chat-banner');
+    await banner.waitFor({ state: 'visible' });
+    assert.match(await banner.textContent(), /cannot chat here/i);
+    assert.match(await banner.textContent(), /ban/i);
+    assert.equal(bob.tokens.at(-1), 403, `token answers: ${bob.tokens.slice(before)}`);
+    assert.equal(await bob.page.locator('#chat .chat-banner').getAttribute('role'), 'alert');
+    assert.equal(await bob.page.locator('#chat .chat-status').getAttribute('data-state'), 'stopped');
+    assert.equal(await bob.page.locator('#chat-input').isDisabled(), true);
+    // It stopped for good: no more token requests while the page stays open.
+    const count = bob.tokens.length;
+    await waitState(ann, 'online');
+    await say(ann, 'is Bob gone?');
+    await ann.page.locator('#chat .msg-own', { hasText: 'is Bob gone?' }).waitFor();
+    assert.equal(bob.tokens.length, count);
+    assert.equal(await bob.page.locator('#chat .msg-text', { hasText: 'is Bob gone?' }).count(), 0);
+    assert.ok(!(await ann.page.locator('#chat .chat-member-name').allTextContents()).includes('Bob'));
+  }));
+
+test('a user who logged out in another tab is told to log in again', () => withLogs(async () => {
+  const other = await ann.context.newPage();
+  try {
+    await other.goto('/rooms');
+    await Promise.all([other.waitForURL(/\/login/),
+      other.locator('form[action="/logout"] [type="submit"]').first().click()]);
+  } finally {
+    await other.close();
+  }
+  await stack.restartChat();
+  const banner = ann.page.locator('#chat .chat-banner');
+  await banner.waitFor({ state: 'visible' });
+  assert.match(await banner.textContent(), /logged out/i);
+  assert.equal(await banner.locator('a').getAttribute('href'), '/login');
+  assert.equal(ann.tokens.at(-1), 401);
+}));
+
+test('a deleted room: the page says the room is gone', () => withLogs(async () => {
+  const carol = await newUser(b, stack.url, { email: `carol-${uniq()}@example.com`,
+    name: 'Carol', password: 'yet another passphrase' });
+  carol.tokens = [];
+  carol.page.on('response', (r) => {
+    if (r.url().endsWith('/token')) carol.tokens.push(r.status());
+  });
+  try {
+    await register(carol);
+    await createRoom(carol, `gone-${uniq()}`, 'Short-lived');
+    const name = new URL(carol.page.url()).pathname.split('/').pop();
+    await openRoom(carol, name);
+    // Delete through the admin page's form for that room.
+    await admin.page.goto('/admin');
+    await Promise.all([admin.page.waitForURL(/\/admin/),
+      admin.page.locator(`form[action="/admin/rooms/${name}/delete"] [type="submit"]`).click()]);
+    await stack.restartChat();
+    const banner = carol.page.locator('#chat .chat-banner');
+    await banner.waitFor({ state: 'visible' });
+    assert.match(await banner.textContent(), /no longer exists/);
+    assert.equal(carol.tokens.at(-1), 404);
+  } finally {
+    await carol.context.close();
+  }
+}));
