@@ -1,0 +1,131 @@
+/* Shared types of the chat daemon: configuration, the server state, one connection, one
+ * encoded frame. Each concern lives in its own file (config.c, http.c, conn.c, room.c,
+ * ring.c, ratelimit.c, protocol.c, rawguard.c); this header only declares what they share. */
+#ifndef CHAT_H
+#define CHAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "ratelimit.h"
+
+/* Effective configuration (config.c fills it from the environment, every entry bounded). */
+struct chat_config {
+    char *listen_addr;
+    long long port;
+    char *jwt_secret;
+    char *log_level;
+    long long max_text_chars;        /* CHAT_MAX_TEXT_CHARS: code points per message */
+    long long max_client_id;         /* CHAT_MAX_CLIENT_ID: bytes of client_id */
+    long long max_message_bytes;     /* CHAT_MAX_MESSAGE_BYTES: reassembled ws message cap */
+    long long rx_buffer;             /* CHAT_RX_BUFFER: lws per-connection rx chunk size */
+    long long rate_per_sec;          /* CHAT_RATE_PER_SEC: token bucket refill */
+    long long rate_burst;            /* CHAT_RATE_BURST: token bucket size */
+    long long rate_strikes;          /* CHAT_RATE_STRIKES: violations in a row before 1008 */
+    long long ring_size;             /* CHAT_RING_SIZE: frames kept per room = max lag */
+    long long max_private;           /* CHAT_MAX_PENDING_REPLIES: queued welcome/error frames */
+    long long ping_interval;         /* CHAT_PING_INTERVAL: s of silence before a ping */
+    long long idle_timeout;          /* CHAT_IDLE_TIMEOUT: s of silence before hangup */
+    long long max_connections;       /* CHAT_MAX_CONNECTIONS: beyond it, handshakes get 503 */
+    long long max_header_bytes;      /* CHAT_MAX_HEADER_BYTES: pre-auth request header cap */
+    long long max_pending_handshakes; /* CHAT_MAX_PENDING_HANDSHAKES: concurrent header sets */
+    long long handshake_timeout;     /* CHAT_HANDSHAKE_TIMEOUT: s to finish the HTTP request */
+    long long shutdown_grace_ms;     /* CHAT_SHUTDOWN_GRACE_MS: flush time on SIGTERM */
+};
+
+int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);
+void chat_config_log(void);
+void chat_config_free(void);
+
+/* One encoded server frame. The JSON payload follows LWS_PRE bytes of headroom that
+ * lws_write uses for the WebSocket header, so one allocation is written to every recipient
+ * unchanged (the header of an unmasked server frame is the same for all of them). */
+enum chat_frame_kind { CHAT_FRAME_EVENT = 0, CHAT_FRAME_MESSAGE = 1 };
+
+struct chat_frame {
+    uint64_t seq;          /* ring sequence number (broadcast frames) */
+    uint64_t exclude_conn; /* connection id that must not get it (typing), 0 = none */
+    struct chat_frame *next; /* private queue link */
+    size_t len;            /* payload bytes */
+    uint8_t kind;
+    unsigned char pre[LWS_PRE];
+    unsigned char payload[];
+};
+
+struct chat_room;
+struct chat_member;
+
+/* Per-connection state: lws allocates it zeroed (per_session_data_size) for every wsi of
+ * the protocol, including plain HTTP ones, and it stays valid until LWS_CALLBACK_WSI_DESTROY. */
+struct chat_conn {
+    struct lws *wsi;
+    struct chat_room *room;
+    struct chat_member *member;
+    struct chat_conn *rprev, *rnext; /* the room's connection list */
+    uint64_t id;
+    uint64_t next_seq; /* next ring frame to send: this connection's tail */
+    struct chat_frame *priv_head, *priv_tail;
+    uint32_t npriv;
+    struct chat_bucket bucket;
+    unsigned char *rx; /* reassembly buffer, only while a fragmented message arrives */
+    size_t rx_len, rx_cap;
+    char *ident; /* "email\0name\0room\0" copied from the verified token before ESTABLISHED */
+    const char *why; /* close reason for the log (static string) */
+    uint16_t close_code; /* close to send on the next WRITEABLE */
+    uint16_t peer_code;
+    uint8_t strikes;
+    bool authed, established, culled, counted;
+};
+
+struct chat_counters {
+    uint64_t messages_received, messages_delivered, frames_sent, rate_limited, culled,
+        protocol_errors, bad_requests, handshakes_accepted, unmasked;
+    uint64_t rejected[12]; /* by enum chat_reject */
+};
+
+enum chat_reject {
+    CHAT_REJ_MISSING = 0,
+    CHAT_REJ_TOO_LONG,
+    CHAT_REJ_MALFORMED,
+    CHAT_REJ_BAD_ALG,
+    CHAT_REJ_BAD_SIGNATURE,
+    CHAT_REJ_EXPIRED,
+    CHAT_REJ_NOT_YET_VALID,
+    CHAT_REJ_BAD_ISSUER,
+    CHAT_REJ_BAD_AUDIENCE,
+    CHAT_REJ_BAD_CLAIM,
+    CHAT_REJ_OVER_CAPACITY,
+    CHAT_REJ_SHUTTING_DOWN,
+};
+#define CHAT_REJ_COUNT 12
+
+struct chat_server {
+    const struct chat_config *cfg;
+    struct lws_context *ctx;
+    struct chat_rooms *rooms;
+    struct chat_counters n;
+    uint64_t next_conn_id;
+    size_t nconns; /* established WebSocket connections */
+    bool stopping;
+};
+
+/* http.c: the protocol callback (HTTP endpoints, handshake auth, then hands ws events to
+ * conn.c). */
+int chat_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                       size_t len);
+
+/* conn.c: WebSocket connection life cycle. Each returns what the lws callback must return. */
+int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct lws *wsi);
+int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *in, size_t len);
+int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c);
+void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c);
+/* Asks every connection to close with 1001 (SIGTERM). */
+void chat_conn_shutdown_all(struct chat_server *srv);
+
+/* Allocates a frame holding a copy of payload. Caller owns it (free()). */
+struct chat_frame *chat_frame_new(const void *payload, size_t len, enum chat_frame_kind kind);
+
+#endif

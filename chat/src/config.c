@@ -1,0 +1,87 @@
+/* The chat daemon's configuration table: every limit is here with its default and range. */
+#include "chat.h"
+
+#include <stdio.h>
+
+#include "cm_config.h"
+#include "cm_log.h"
+#include "cm_token.h"
+
+static struct chat_config cfg;
+
+/* clang-format off */
+static const struct cm_cfg_entry table[] = {
+    {"CHAT_LISTEN_ADDR", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.listen_addr,
+     "address to listen on"},
+    {"CHAT_PORT", CM_CFG_INT, "8082", 1, 65535, &cfg.port, "TCP port for /ws, /healthz, /metrics"},
+    {"JWT_SECRET", CM_CFG_SECRET, NULL, CM_TOKEN_SECRET_MIN, CM_TOKEN_SECRET_MAX, &cfg.jwt_secret,
+     "HS256 secret shared with the website"},
+    {"LOG_LEVEL", CM_CFG_STR, "info", 1, 16, &cfg.log_level, "debug, info, warn or error"},
+    {"CHAT_MAX_TEXT_CHARS", CM_CFG_INT, "4000", 1, 16000, &cfg.max_text_chars,
+     "longest message text in characters (code points)"},
+    {"CHAT_MAX_CLIENT_ID", CM_CFG_INT, "64", 1, 256, &cfg.max_client_id,
+     "longest client_id in bytes"},
+    {"CHAT_MAX_MESSAGE_BYTES", CM_CFG_INT, "65536", 1024, 1048576, &cfg.max_message_bytes,
+     "largest WebSocket message (after reassembly); larger closes with 1009"},
+    {"CHAT_RX_BUFFER", CM_CFG_INT, "2048", 128, 65536, &cfg.rx_buffer,
+     "per-connection receive chunk (lws rx_buffer_size)"},
+    {"CHAT_RATE_PER_SEC", CM_CFG_INT, "5", 1, 100000, &cfg.rate_per_sec,
+     "client frames per second (token bucket refill)"},
+    {"CHAT_RATE_BURST", CM_CFG_INT, "20", 1, 100000, &cfg.rate_burst,
+     "client frames in a burst (token bucket size)"},
+    {"CHAT_RATE_STRIKES", CM_CFG_INT, "10", 1, 255, &cfg.rate_strikes,
+     "rate-limited frames in a row before close 1008"},
+    {"CHAT_RING_SIZE", CM_CFG_INT, "512", 8, 65536, &cfg.ring_size,
+     "frames kept per room: a client lagging more is disconnected"},
+    {"CHAT_MAX_PENDING_REPLIES", CM_CFG_INT, "16", 2, 1024, &cfg.max_private,
+     "queued welcome/error frames per connection before close 1008"},
+    {"CHAT_PING_INTERVAL", CM_CFG_INT, "30", 1, 3600, &cfg.ping_interval,
+     "seconds without traffic before the server pings"},
+    {"CHAT_IDLE_TIMEOUT", CM_CFG_INT, "75", 2, 7200, &cfg.idle_timeout,
+     "seconds without traffic (or pong) before the connection is dropped"},
+    {"CHAT_MAX_CONNECTIONS", CM_CFG_INT, "10000", 1, 1000000, &cfg.max_connections,
+     "WebSocket connections; beyond it handshakes get 503"},
+    {"CHAT_MAX_HEADER_BYTES", CM_CFG_INT, "8192", 5120, 65535, &cfg.max_header_bytes,
+     "request header bytes accepted before authentication"},
+    {"CHAT_MAX_PENDING_HANDSHAKES", CM_CFG_INT, "64", 1, 4096, &cfg.max_pending_handshakes,
+     "handshakes parsed at once (others wait)"},
+    {"CHAT_HANDSHAKE_TIMEOUT", CM_CFG_INT, "10", 1, 300, &cfg.handshake_timeout,
+     "seconds to send a complete handshake"},
+    {"CHAT_SHUTDOWN_GRACE_MS", CM_CFG_INT, "3000", 0, 60000, &cfg.shutdown_grace_ms,
+     "on SIGTERM, time for clients to get their 1001 close"},
+};
+/* clang-format on */
+#define NTABLE (sizeof table / sizeof table[0])
+
+int chat_config_load(struct chat_config *out, char *err, size_t errlen)
+{
+    if (cm_config_load(table, NTABLE, err, errlen) < 0)
+        return -1;
+    if (cm_log_level_parse(cfg.log_level) < 0) {
+        snprintf(err, errlen, "LOG_LEVEL: '%s' is not one of debug, info, warn, error",
+                 cfg.log_level);
+        return -1;
+    }
+    if (cfg.idle_timeout <= cfg.ping_interval) {
+        snprintf(err, errlen, "CHAT_IDLE_TIMEOUT (%lld) must be greater than CHAT_PING_INTERVAL "
+                 "(%lld)", cfg.idle_timeout, cfg.ping_interval);
+        return -1;
+    }
+    if (cfg.max_message_bytes < cfg.max_text_chars * 4 + 1024) {
+        snprintf(err, errlen, "CHAT_MAX_MESSAGE_BYTES (%lld) cannot hold CHAT_MAX_TEXT_CHARS "
+                 "(%lld) characters", cfg.max_message_bytes, cfg.max_text_chars);
+        return -1;
+    }
+    *out = cfg;
+    return 0;
+}
+
+void chat_config_log(void)
+{
+    cm_config_log(table, NTABLE);
+}
+
+void chat_config_free(void)
+{
+    cm_config_free(table, NTABLE);
+}

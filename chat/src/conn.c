@@ -1,0 +1,312 @@
+/* WebSocket connection life cycle: join on ESTABLISHED, parse and fan out on RECEIVE,
+ * write only on WRITEABLE, leave on close. Everything runs on the single lws service
+ * thread (LWS_MAX_SMP is 1 in Debian's build), so no locks. */
+#include "chat.h"
+#include "protocol.h"
+#include "rawguard.h"
+#include "room.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+/* Frames written per WRITEABLE callback before giving the other connections a turn. */
+#define CHAT_WRITE_BATCH 16
+
+static const char *ident_email(const struct chat_conn *c)
+{
+    return c->ident;
+}
+static const char *ident_name(const struct chat_conn *c)
+{
+    return c->ident + strlen(c->ident) + 1;
+}
+static const char *ident_room(const struct chat_conn *c)
+{
+    const char *n = ident_name(c);
+    return n + strlen(n) + 1;
+}
+
+static void cull(struct chat_server *srv, struct chat_conn *c, const char *why)
+{
+    if (c->culled)
+        return;
+    c->culled = true;
+    c->why = why;
+    srv->n.culled++;
+    /* the client does not read, so a close frame would not get through anyway: have lws
+     * drop the socket from its own loop (safe from inside another connection's callback) */
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
+}
+
+/* Appends f to the room's ring and wakes every connection of the room. When the ring is
+ * full, the connections still waiting for the oldest frame are the ones lagging by the
+ * whole ring: they are culled, so memory stays bounded and nobody else waits for them. */
+static void broadcast(struct chat_server *srv, struct chat_room *room, struct chat_frame *f)
+{
+    struct chat_ring *r = &room->ring;
+    if (chat_ring_full(r)) {
+        uint64_t oldest = chat_ring_oldest(r);
+        for (struct chat_conn *c = room->conns; c; c = c->rnext)
+            if (!c->culled && c->next_seq <= oldest)
+                cull(srv, c, "too slow: lagged the whole room ring");
+        chat_ring_drop_oldest(r);
+    }
+    chat_ring_push(r, f);
+    for (struct chat_conn *c = room->conns; c; c = c->rnext)
+        if (!c->culled && c->id != f->exclude_conn)
+            lws_callback_on_writable(c->wsi);
+}
+
+/* Queues a frame for this connection only (welcome, error). Returns -1 if the queue is at
+ * its bound: a client that makes us answer faster than it reads gets closed (1008). */
+static int send_private(struct chat_server *srv, struct chat_conn *c, struct chat_frame *f)
+{
+    if (c->npriv >= (uint32_t)srv->cfg->max_private) {
+        free(f);
+        return -1;
+    }
+    if (c->priv_tail)
+        c->priv_tail->next = f;
+    else
+        c->priv_head = f;
+    c->priv_tail = f;
+    c->npriv++;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static int close_now(struct chat_conn *c, enum lws_close_status code, const char *why)
+{
+    c->why = why;
+    lws_close_reason(c->wsi, code, (unsigned char *)why, strlen(why) > 120 ? 120 : strlen(why));
+    return -1;
+}
+
+int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct lws *wsi)
+{
+    int fd = (int)lws_get_socket_fd(wsi);
+
+    c->wsi = wsi;
+    if (!c->authed || !c->ident)
+        return -1; /* cannot happen: the filter refuses unauthenticated upgrades */
+    if (chat_rawguard_violated(fd)) {
+        /* an unmasked frame arrived together with the handshake */
+        srv->n.unmasked++;
+        return close_now(c, LWS_CLOSE_STATUS_PROTOCOL_ERR, "unmasked client frame");
+    }
+    struct chat_room *room = chat_rooms_get(srv->rooms, ident_room(c));
+    if (!room)
+        return -1;
+    c->id = ++srv->next_conn_id;
+    c->established = true;
+    c->counted = true;
+    srv->nconns++;
+    chat_bucket_init(&c->bucket, cm_mono_ms(), srv->cfg->rate_burst);
+
+    bool is_new;
+    c->member = chat_room_member_add(room, ident_email(c), ident_name(c), &is_new);
+    if (is_new)
+        broadcast(srv, room, chat_proto_user_event("join", ident_email(c), ident_name(c)));
+    /* linked after the join went out, and starting at the ring head: the newcomer's own
+     * join is not sent to it, and it never sees history from before it arrived */
+    chat_room_link(room, c);
+    c->next_seq = room->ring.head;
+    (void)send_private(srv, c, chat_proto_welcome(room, ident_email(c), ident_name(c)));
+    chat_rawguard_attach(fd, c);
+    srv->n.handshakes_accepted++;
+    cm_info("connection accepted room=%s user=%s tabs=%u", room->name, ident_email(c),
+            c->member->tabs);
+    return 0;
+}
+
+static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char *buf,
+                        size_t len)
+{
+    const struct chat_config *cfg = srv->cfg;
+
+    if (!chat_bucket_take(&c->bucket, cm_mono_ms(), cfg->rate_per_sec, cfg->rate_burst)) {
+        srv->n.rate_limited++;
+        if (++c->strikes >= cfg->rate_strikes)
+            return close_now(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+        if (send_private(srv, c,
+                         chat_proto_error("rate_limited", "too many frames, slow down")) < 0)
+            return close_now(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
+        return 0;
+    }
+    c->strikes = 0;
+
+    struct chat_limits lim = {(size_t)cfg->max_text_chars, (size_t)cfg->max_client_id};
+    struct chat_req req;
+    struct chat_proto_err err;
+    if (chat_proto_parse(buf, len, &lim, &req, &err) < 0) {
+        srv->n.bad_requests++;
+        if (send_private(srv, c, chat_proto_error(err.code, err.message)) < 0)
+            return close_now(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
+        return 0;
+    }
+    struct chat_room *room = c->room;
+    if (req.type == CHAT_REQ_MESSAGE) {
+        srv->n.messages_received++;
+        uint64_t id = ++room->next_msg_id;
+        broadcast(srv, room,
+                  chat_proto_message(id, req.client_id, req.client_id_len, room->name,
+                                     c->member->email, c->member->name, req.text, req.text_len,
+                                     cm_now_ms()));
+    } else {
+        struct chat_frame *f = chat_proto_user_event("typing", c->member->email, c->member->name);
+        f->exclude_conn = c->id;
+        broadcast(srv, room, f);
+    }
+    chat_req_free(&req);
+    return 0;
+}
+
+int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    size_t cap = (size_t)srv->cfg->max_message_bytes;
+
+    if (!c->established || c->culled || c->close_code)
+        return 0; /* closing: ignore what is still in flight */
+    if (lws_frame_is_binary(wsi)) {
+        srv->n.protocol_errors++;
+        return close_now(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames not accepted");
+    }
+    /* bound the whole message before buffering anything: what we hold, this chunk, and what
+     * the frame header says is still coming (a 70 KiB frame is refused at its first chunk) */
+    size_t remaining = lws_remaining_packet_payload(wsi);
+    if (c->rx_len + len > cap || remaining > cap - c->rx_len - len) {
+        srv->n.protocol_errors++;
+        return close_now(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+    }
+    bool final = lws_is_final_fragment(wsi);
+    if (final && !c->rx)
+        return handle_frame(srv, c, in, len); /* common case: whole message, no copy */
+
+    if (c->rx_len + len + remaining > c->rx_cap) {
+        /* grow to what the current frame announces, so a big frame is one allocation */
+        size_t want = c->rx_len + len + remaining;
+        if (want < 1024)
+            want = 1024;
+        if (want > cap)
+            want = cap;
+        c->rx = cm_xrealloc(c->rx, want);
+        c->rx_cap = want;
+    }
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (!final)
+        return 0;
+    int rc = handle_frame(srv, c, (const char *)c->rx, c->rx_len);
+    free(c->rx); /* only fragmented / large messages ever hold a buffer */
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+    return rc;
+}
+
+static int write_frame(struct chat_server *srv, struct chat_conn *c, const struct chat_frame *f)
+{
+    /* lws_write puts the header in the LWS_PRE bytes before payload; for a server frame the
+     * header is the same for every recipient, so sharing the buffer is safe */
+    int n = lws_write(c->wsi, (unsigned char *)f->payload, f->len, LWS_WRITE_TEXT);
+    if (n < (int)f->len)
+        return -1;
+    srv->n.frames_sent++;
+    if (f->kind == CHAT_FRAME_MESSAGE)
+        srv->n.messages_delivered++;
+    return 0;
+}
+
+int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
+{
+    if (!c->established || c->culled)
+        return 0;
+    if (c->close_code) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)"server shutdown", 15);
+        return -1;
+    }
+    struct chat_ring *r = &c->room->ring;
+    for (int i = 0; i < CHAT_WRITE_BATCH; i++) {
+        if (c->priv_head) {
+            struct chat_frame *f = c->priv_head;
+            c->priv_head = f->next;
+            if (!c->priv_head)
+                c->priv_tail = NULL;
+            c->npriv--;
+            int rc = write_frame(srv, c, f);
+            free(f);
+            if (rc < 0)
+                return -1;
+        } else if (c->next_seq < r->head) {
+            const struct chat_frame *f = chat_ring_get(r, c->next_seq);
+            c->next_seq++;
+            if (!f || f->exclude_conn == c->id)
+                continue;
+            if (write_frame(srv, c, f) < 0)
+                return -1;
+        } else {
+            return 0;
+        }
+        if (lws_send_pipe_choked(c->wsi))
+            break;
+    }
+    if (c->priv_head || c->next_seq < r->head)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
+{
+    if (c->established) {
+        struct chat_room *room = c->room;
+        chat_rawguard_detach((int)lws_get_socket_fd(c->wsi));
+        if (c->why && !strcmp(c->why, "unmasked client frame"))
+            srv->n.unmasked++;
+        chat_room_unlink(room, c);
+        const char *email = c->member->email;
+        cm_info("connection closed room=%s user=%s reason=%s%s", room->name, email,
+                c->why ? c->why : "closed by client",
+                c->peer_code ? " (client sent a close frame)" : "");
+        if (chat_room_member_release(room, c->member)) {
+            broadcast(srv, room, chat_proto_user_event("leave", email, c->member->name));
+            chat_member_free(c->member);
+        }
+        c->member = NULL;
+        c->room = NULL;
+        chat_rooms_release(srv->rooms, room);
+        c->established = false;
+    }
+    if (c->counted) {
+        srv->nconns--;
+        c->counted = false;
+    }
+    while (c->priv_head) {
+        struct chat_frame *f = c->priv_head;
+        c->priv_head = f->next;
+        free(f);
+    }
+    c->priv_tail = NULL;
+    c->npriv = 0;
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+    free(c->ident);
+    c->ident = NULL;
+}
+
+void chat_conn_shutdown_all(struct chat_server *srv)
+{
+    struct chat_rooms *reg = srv->rooms;
+    for (size_t b = 0; b < reg->nbuckets; b++)
+        for (struct chat_room *room = reg->buckets[b]; room; room = room->hnext)
+            for (struct chat_conn *c = room->conns; c; c = c->rnext) {
+                c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
+                c->why = "server shutdown";
+                lws_callback_on_writable(c->wsi);
+            }
+}

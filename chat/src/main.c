@@ -1,0 +1,151 @@
+/* parley-chat: configuration, signals, the lws context and the service loop. */
+#include "chat.h"
+#include "rawguard.h"
+#include "room.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "cm_log.h"
+#include "cm_util.h"
+
+#define CHAT_ROOM_BUCKETS 1024
+#define CHAT_SHUTDOWN_TICK_MS 100 /* how often the shutdown loop re-checks its deadline */
+#define CHAT_GUARD_FDS_MAX (1 << 20)
+
+static volatile sig_atomic_t stop_requested;
+static struct lws_context *volatile the_ctx;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+    /* only wakes the service loop (a write to lws's event pipe): async-signal-safe */
+    if (the_ctx)
+        lws_cancel_service(the_ctx);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    cm_log(level == LLL_ERR ? CM_LOG_ERROR : CM_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+static lws_sorted_usec_list_t tick;
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    (void)sul; /* nothing to do: the wake-up alone lets the loop check its deadline */
+    lws_sul_schedule(the_ctx, 0, &tick, on_tick, CHAT_SHUTDOWN_TICK_MS * LWS_US_PER_MS);
+}
+
+int main(void)
+{
+    static struct chat_config cfg;
+    static struct chat_server srv;
+    char err[512];
+
+    cm_log_init("chat", CM_LOG_INFO);
+    if (chat_config_load(&cfg, err, sizeof err) < 0) {
+        cm_error("configuration: %s", err);
+        chat_config_free();
+        return 2;
+    }
+    cm_log_set_level((enum cm_log_level)cm_log_level_parse(cfg.log_level));
+    chat_config_log();
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    struct rlimit rl;
+    size_t guard_fds = 4096;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        guard_fds = (size_t)rl.rlim_cur;
+    if (guard_fds > CHAT_GUARD_FDS_MAX)
+        guard_fds = CHAT_GUARD_FDS_MAX;
+    chat_rawguard_init(guard_fds);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+
+    srv.cfg = &cfg;
+    srv.rooms = chat_rooms_new(CHAT_ROOM_BUCKETS, (uint32_t)cfg.ring_size);
+
+    static const struct lws_protocols proto_template = {"parley-chat", chat_http_callback,
+                                                        sizeof(struct chat_conn), 0, 0, NULL, 0};
+    struct lws_protocols protocols[2];
+    memset(protocols, 0, sizeof protocols);
+    protocols[0] = proto_template;
+    protocols[0].rx_buffer_size = (size_t)cfg.rx_buffer;
+
+    /* idle policy: ping after ping_interval s without traffic, hang up after idle_timeout */
+    static lws_retry_bo_t retry;
+    retry.secs_since_valid_ping = (uint16_t)cfg.ping_interval;
+    retry.secs_since_valid_hangup = (uint16_t)cfg.idle_timeout;
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof info);
+    info.port = (int)cfg.port;
+    info.iface = cfg.listen_addr;
+    info.protocols = protocols;
+    info.user = &srv;
+    info.vhost_name = "parley-chat";
+    /* RFC 6455 §8.1: lws closes with 1007 on invalid UTF-8 in text frames only if asked */
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    if (!strchr(cfg.listen_addr, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.max_http_header_data = (unsigned short)cfg.max_header_bytes;
+    info.max_http_header_pool = (unsigned short)cfg.max_pending_handshakes;
+    info.timeout_secs = (unsigned int)cfg.handshake_timeout;
+    info.fd_limit_per_thread =
+        (unsigned int)(cfg.max_connections + cfg.max_pending_handshakes + 64);
+    info.retry_and_idle_policy = &retry;
+    info.ka_time = 0;
+
+    struct lws_context *ctx = lws_create_context(&info);
+    if (!ctx) {
+        cm_error("cannot listen on %s:%lld (address in use or not local?)", cfg.listen_addr,
+                 cfg.port);
+        chat_rooms_free(srv.rooms);
+        chat_rawguard_free();
+        chat_config_free();
+        return 1;
+    }
+    srv.ctx = ctx;
+    the_ctx = ctx;
+    cm_info("listening on %s:%lld (WebSocket at /ws, /healthz, /metrics)", cfg.listen_addr,
+            cfg.port);
+
+    while (!stop_requested)
+        if (lws_service(ctx, 0) < 0)
+            break;
+
+    /* SIGTERM: refuse new upgrades, send every client a 1001 close, give them
+     * CHAT_SHUTDOWN_GRACE_MS to be written, then tear the rest down */
+    cm_info("shutting down: closing %zu connections", srv.nconns);
+    srv.stopping = true;
+    chat_conn_shutdown_all(&srv);
+    int64_t deadline = cm_mono_ms() + cfg.shutdown_grace_ms;
+    lws_sul_schedule(ctx, 0, &tick, on_tick, CHAT_SHUTDOWN_TICK_MS * LWS_US_PER_MS);
+    while (srv.nconns > 0 && cm_mono_ms() < deadline)
+        if (lws_service(ctx, 0) < 0)
+            break;
+    lws_sul_cancel(&tick);
+    if (srv.nconns)
+        cm_warn("%zu connections did not close in time", srv.nconns);
+    the_ctx = NULL;
+    lws_context_destroy(ctx);
+    chat_rooms_free(srv.rooms);
+    chat_rawguard_free();
+    chat_config_free();
+    cm_info("stopped");
+    return 0;
+}

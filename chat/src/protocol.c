@@ -1,0 +1,239 @@
+#define _GNU_SOURCE /* memmem */
+#include "protocol.h"
+#include "chat.h"
+#include "room.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cm_log.h"
+
+static int fail(struct chat_proto_err *err, const char *code, const char *message)
+{
+    err->code = code;
+    err->message = message;
+    return -1;
+}
+
+/* A cJSON string can hide a NUL written as \u0000 (strlen would then cut it short) and a
+ * lone surrogate: re-check the decoded bytes so what we broadcast is exactly what was sent. */
+static int string_field(const cJSON *item, const char **s, size_t *n)
+{
+    if (!cJSON_IsString(item) || !item->valuestring)
+        return -1;
+    *s = item->valuestring;
+    *n = strlen(item->valuestring);
+    if (!cm_utf8_valid(*s, *n))
+        return -1;
+    return 0;
+}
+
+int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
+                     struct chat_req *req, struct chat_proto_err *err)
+{
+    memset(req, 0, sizeof *req);
+    /* the caller caps len (CHAT_MAX_MESSAGE_BYTES) before this, and lws has already
+     * refused invalid UTF-8 with 1007; cJSON_ParseWithLength never reads past len */
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    if (!root)
+        return fail(err, "bad_request", "frame is not valid JSON");
+    /* a NUL, raw or escaped as \u0000, would make cJSON's C strings silently shorter than
+     * what the client sent (a literal backslash-u0000 text is refused too: harmless) */
+    if (memchr(buf, '\0', len) || memmem(buf, len, "\\u0000", 6)) {
+        cJSON_Delete(root);
+        return fail(err, "bad_request", "frame contains a NUL character");
+    }
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return fail(err, "bad_request", "frame must be a JSON object");
+    }
+    const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
+    if (!cJSON_IsString(type) || !type->valuestring) {
+        cJSON_Delete(root);
+        return fail(err, "bad_request", "missing \"type\"");
+    }
+    if (!strcmp(type->valuestring, "typing")) {
+        req->type = CHAT_REQ_TYPING;
+        req->root = root;
+        return 0;
+    }
+    if (strcmp(type->valuestring, "message") != 0) {
+        cJSON_Delete(root);
+        return fail(err, "bad_request", "unknown \"type\"");
+    }
+    req->type = CHAT_REQ_MESSAGE;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (string_field(text, &req->text, &req->text_len) < 0) {
+        cJSON_Delete(root);
+        return fail(err, "bad_request", "\"text\" must be a string");
+    }
+    if (req->text_len == 0) {
+        cJSON_Delete(root);
+        return fail(err, "bad_request", "\"text\" is empty");
+    }
+    /* count code points, not bytes: 4000 characters of CJK are 12000 bytes */
+    if (cm_utf8_count(req->text, req->text_len) > lim->max_text_chars) {
+        cJSON_Delete(root);
+        return fail(err, "too_long", "\"text\" is longer than the limit");
+    }
+    const cJSON *cid = cJSON_GetObjectItemCaseSensitive(root, "client_id");
+    if (cid && !cJSON_IsNull(cid)) {
+        if (string_field(cid, &req->client_id, &req->client_id_len) < 0) {
+            cJSON_Delete(root);
+            return fail(err, "bad_request", "\"client_id\" must be a string");
+        }
+        if (req->client_id_len > lim->max_client_id) {
+            cJSON_Delete(root);
+            return fail(err, "bad_request", "\"client_id\" is too long");
+        }
+    }
+    req->root = root;
+    return 0;
+}
+
+void chat_req_free(struct chat_req *req)
+{
+    if (req->root)
+        cJSON_Delete(req->root);
+    req->root = NULL;
+}
+
+void chat_json_str(struct cm_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t start = 0;
+
+    cm_buf_reserve(b, n + 2);
+    cm_buf_append(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
+            continue;
+        cm_buf_append(b, s + start, i - start);
+        start = i + 1;
+        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+        if (c == '"' || c == '\\') {
+            esc[1] = (char)c;
+            cm_buf_append(b, esc, 2);
+        } else if (c == '\n') {
+            cm_buf_append(b, "\\n", 2);
+        } else {
+            cm_buf_append(b, esc, 6);
+        }
+    }
+    cm_buf_append(b, s + start, n - start);
+    cm_buf_append(b, "\"", 1);
+}
+
+static void json_cstr(struct cm_buf *b, const char *s)
+{
+    chat_json_str(b, s, strlen(s));
+}
+
+static void user_obj(struct cm_buf *b, const char *email, const char *name)
+{
+    cm_buf_puts(b, "{\"email\":");
+    json_cstr(b, email);
+    cm_buf_puts(b, ",\"name\":");
+    json_cstr(b, name);
+    cm_buf_puts(b, "}");
+}
+
+struct chat_frame *chat_frame_new(const void *payload, size_t len, enum chat_frame_kind kind)
+{
+    struct chat_frame *f = cm_xmalloc(sizeof *f + len);
+    memset(f, 0, offsetof(struct chat_frame, payload));
+    memcpy(f->payload, payload, len);
+    f->len = len;
+    f->kind = (uint8_t)kind;
+    return f;
+}
+
+/* Builds the frame in place: the buffer starts with a zeroed struct chat_frame, so the JSON
+ * lands at payload[] and is never copied again. */
+static void frame_begin(struct cm_buf *b)
+{
+    static const struct chat_frame zero;
+    cm_buf_init(b);
+    cm_buf_append(b, &zero, offsetof(struct chat_frame, payload));
+}
+
+static struct chat_frame *frame_end(struct cm_buf *b, enum chat_frame_kind kind)
+{
+    size_t total;
+    char *data = cm_buf_take(b, &total);
+    /* shrink to fit: frames can sit in a ring for a while */
+    struct chat_frame *f = cm_xrealloc(data, total + 1 < sizeof *f ? sizeof *f : total + 1);
+    f->len = total - offsetof(struct chat_frame, payload);
+    f->kind = (uint8_t)kind;
+    return f;
+}
+
+struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *email,
+                                      const char *name)
+{
+    struct cm_buf b;
+    frame_begin(&b);
+    cm_buf_puts(&b, "{\"type\":\"welcome\",\"room\":");
+    json_cstr(&b, room->name);
+    cm_buf_puts(&b, ",\"you\":");
+    user_obj(&b, email, name);
+    cm_buf_puts(&b, ",\"members\":[");
+    for (const struct chat_member *m = room->members; m; m = m->next) {
+        if (m != room->members)
+            cm_buf_puts(&b, ",");
+        user_obj(&b, m->email, m->name);
+    }
+    cm_buf_puts(&b, "]}");
+    return frame_end(&b, CHAT_FRAME_EVENT);
+}
+
+struct chat_frame *chat_proto_user_event(const char *type, const char *email, const char *name)
+{
+    struct cm_buf b;
+    frame_begin(&b);
+    cm_buf_puts(&b, "{\"type\":");
+    json_cstr(&b, type);
+    cm_buf_puts(&b, ",\"user\":");
+    user_obj(&b, email, name);
+    cm_buf_puts(&b, "}");
+    return frame_end(&b, CHAT_FRAME_EVENT);
+}
+
+struct chat_frame *chat_proto_message(uint64_t id, const char *client_id, size_t client_id_len,
+                                      const char *room, const char *email, const char *name,
+                                      const char *text, size_t text_len, int64_t ts_ms)
+{
+    struct cm_buf b;
+    frame_begin(&b);
+    cm_buf_reserve(&b, text_len + 256);
+    cm_buf_printf(&b, "{\"type\":\"message\",\"id\":\"%" PRIu64 "\",\"client_id\":", id);
+    if (client_id)
+        chat_json_str(&b, client_id, client_id_len);
+    else
+        cm_buf_puts(&b, "null");
+    cm_buf_puts(&b, ",\"room\":");
+    json_cstr(&b, room);
+    cm_buf_puts(&b, ",\"user\":");
+    user_obj(&b, email, name);
+    cm_buf_puts(&b, ",\"text\":");
+    chat_json_str(&b, text, text_len);
+    cm_buf_printf(&b, ",\"ts\":%" PRId64 "}", ts_ms);
+    return frame_end(&b, CHAT_FRAME_MESSAGE);
+}
+
+struct chat_frame *chat_proto_error(const char *code, const char *message)
+{
+    struct cm_buf b;
+    frame_begin(&b);
+    cm_buf_puts(&b, "{\"type\":\"error\",\"code\":");
+    json_cstr(&b, code);
+    cm_buf_puts(&b, ",\"message\":");
+    json_cstr(&b, message);
+    cm_buf_puts(&b, "}");
+    return frame_end(&b, CHAT_FRAME_EVENT);
+}

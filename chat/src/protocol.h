@@ -1,0 +1,59 @@
+/* The JSON protocol of /ws (docs/protocol.md): parsing client frames with every check a
+ * hostile client needs, and encoding server frames into an lws-ready chat_frame. */
+#ifndef CHAT_PROTOCOL_H
+#define CHAT_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_util.h"
+
+struct chat_frame;
+struct chat_room;
+
+enum chat_req_type { CHAT_REQ_MESSAGE = 1, CHAT_REQ_TYPING = 2 };
+
+struct chat_limits {
+    size_t max_text_chars; /* code points */
+    size_t max_client_id;  /* bytes */
+};
+
+/* A parsed client frame. Strings point into the owned cJSON tree (freed by
+ * chat_req_free); text and client_id are valid UTF-8 without NUL bytes. */
+struct chat_req {
+    enum chat_req_type type;
+    const char *text;
+    size_t text_len;
+    const char *client_id; /* NULL if absent */
+    size_t client_id_len;
+    void *root;
+};
+
+/* Error of a client frame: code is "bad_request" or "too_long", message a static English
+ * sentence. Both are static strings. */
+struct chat_proto_err {
+    const char *code;
+    const char *message;
+};
+
+/* Parses one complete client frame [buf, buf+len). Returns 0 and fills req (free with
+ * chat_req_free), or -1 and fills err; nothing to free then. */
+int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
+                     struct chat_req *req, struct chat_proto_err *err);
+void chat_req_free(struct chat_req *req);
+
+/* JSON string literal of [s, s+n) (quotes included), escaping ", \ and control characters.
+ * s must be valid UTF-8 (all our strings are checked before they get here). */
+void chat_json_str(struct cm_buf *b, const char *s, size_t n);
+
+/* Frame builders. Each returns a new frame the caller owns. */
+struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *email,
+                                      const char *name);
+/* type is "join", "leave" or "typing". */
+struct chat_frame *chat_proto_user_event(const char *type, const char *email, const char *name);
+struct chat_frame *chat_proto_message(uint64_t id, const char *client_id, size_t client_id_len,
+                                      const char *room, const char *email, const char *name,
+                                      const char *text, size_t text_len, int64_t ts_ms);
+struct chat_frame *chat_proto_error(const char *code, const char *message);
+
+#endif

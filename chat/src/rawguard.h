@@ -1,0 +1,38 @@
+/* Enforces what libwebsockets 4.1.6 does not: RFC 6455 §5.1 says a server MUST close the
+ * connection when a client frame is not masked, and lws 4.1.6 silently accepts unmasked
+ * frames (lib/roles/ws/ops-ws.c only records this_frame_masked). lws exposes no per-frame
+ * mask flag, so this module watches the raw bytes lws reads (recv() is interposed in
+ * rawguard.c) with a small frame-header tracker per socket. */
+#ifndef CHAT_RAWGUARD_H
+#define CHAT_RAWGUARD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Tracker of one byte stream: HTTP request head first, then WebSocket frame headers. */
+struct chat_wsscan {
+    uint64_t remain; /* payload bytes of the current frame still to skip */
+    uint8_t phase;   /* 0 = HTTP head, 1 = frames, 2 = violation seen (stops) */
+    uint8_t crlf;    /* how much of "\r\n\r\n" has been matched */
+    uint8_t st;      /* frame header state */
+    uint8_t need;    /* bytes left in the current header field */
+};
+
+/* Feeds n bytes; returns true once an unmasked frame header has been seen (sticky). */
+bool chat_wsscan_feed(struct chat_wsscan *s, const unsigned char *p, size_t n);
+void chat_wsscan_reset(struct chat_wsscan *s);
+
+/* Per-socket registry used by the recv() interposer. */
+void chat_rawguard_init(size_t max_fds);
+void chat_rawguard_free(void);
+/* New TCP connection on fd: start in HTTP phase. */
+void chat_rawguard_reset(int fd);
+/* fd is (or no longer is) an established WebSocket: violations then fail recv() after a
+ * 1002 close frame is sent (conn is the struct chat_conn, used to note the reason). */
+void chat_rawguard_attach(int fd, void *conn);
+void chat_rawguard_detach(int fd);
+/* True if an unmasked frame was seen on fd (e.g. before ESTABLISHED). */
+bool chat_rawguard_violated(int fd);
+
+#endif

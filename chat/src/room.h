@@ -1,0 +1,62 @@
+/* Room registry: rooms exist while someone is connected to them (created on first join,
+ * freed on last leave). Members are counted per user email, so several tabs of one user are
+ * one member with a tab count. */
+#ifndef CHAT_ROOM_H
+#define CHAT_ROOM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cm_token.h"
+#include "ring.h"
+
+struct chat_conn;
+
+struct chat_member {
+    struct chat_member *next;
+    char *email;
+    char *name;
+    uint32_t tabs;
+};
+
+struct chat_room {
+    struct chat_room *hnext;
+    char name[CM_ROOM_MAX + 1];
+    struct chat_member *members;
+    size_t nmembers;
+    struct chat_conn *conns;
+    size_t nconns;
+    struct chat_ring ring;
+    uint64_t next_msg_id;
+};
+
+struct chat_rooms {
+    struct chat_room **buckets;
+    size_t nbuckets;
+    size_t count;
+    uint32_t ring_size;
+};
+
+struct chat_rooms *chat_rooms_new(size_t nbuckets, uint32_t ring_size);
+/* Frees every room still registered (their rings included). Accepts NULL. */
+void chat_rooms_free(struct chat_rooms *reg);
+/* Existing room or NULL. */
+struct chat_room *chat_rooms_find(struct chat_rooms *reg, const char *name);
+/* Existing room, or a new empty one (name must fit CM_ROOM_MAX). */
+struct chat_room *chat_rooms_get(struct chat_rooms *reg, const char *name);
+/* Frees room if nobody is in it; returns true if it was freed. */
+bool chat_rooms_release(struct chat_rooms *reg, struct chat_room *room);
+
+/* Adds one tab of user email; *is_new says whether the user was not yet a member. */
+struct chat_member *chat_room_member_add(struct chat_room *room, const char *email,
+                                         const char *name, bool *is_new);
+/* Removes one tab. Returns true when it was the user's last one: the member is then unlinked
+ * and the caller announces the leave and frees it with chat_member_free. */
+bool chat_room_member_release(struct chat_room *room, struct chat_member *m);
+void chat_member_free(struct chat_member *m);
+
+void chat_room_link(struct chat_room *room, struct chat_conn *c);
+void chat_room_unlink(struct chat_room *room, struct chat_conn *c);
+
+#endif

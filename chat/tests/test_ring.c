@@ -1,0 +1,76 @@
+/* Ring of shared frames: sequence numbers, bounds, eviction of the oldest frame. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "chat.h"
+#include "ring.h"
+
+static struct chat_frame *mk(const char *s)
+{
+    return chat_frame_new(s, strlen(s), CHAT_FRAME_EVENT);
+}
+
+static void test_push_get_in_order(void **state)
+{
+    (void)state;
+    struct chat_ring r;
+    chat_ring_init(&r, 4);
+    assert_int_equal(chat_ring_push(&r, mk("a")), 1);
+    assert_int_equal(chat_ring_push(&r, mk("bb")), 2);
+    assert_null(chat_ring_get(&r, 0));
+    assert_null(chat_ring_get(&r, 3)); /* not yet pushed */
+    const struct chat_frame *f = chat_ring_get(&r, 2);
+    assert_non_null(f);
+    assert_int_equal(f->len, 2);
+    assert_memory_equal(f->payload, "bb", 2);
+    chat_ring_free(&r);
+}
+
+static void test_full_and_drop_oldest(void **state)
+{
+    (void)state;
+    struct chat_ring r;
+    chat_ring_init(&r, 3);
+    for (int i = 0; i < 3; i++)
+        chat_ring_push(&r, mk("x"));
+    assert_true(chat_ring_full(&r));
+    assert_int_equal(chat_ring_oldest(&r), 1);
+    chat_ring_drop_oldest(&r);
+    assert_false(chat_ring_full(&r));
+    assert_null(chat_ring_get(&r, 1)); /* gone: a tail still at 1 would have been culled */
+    assert_int_equal(chat_ring_push(&r, mk("y")), 4);
+    assert_memory_equal(chat_ring_get(&r, 4)->payload, "y", 1);
+    assert_memory_equal(chat_ring_get(&r, 2)->payload, "x", 1);
+    /* wrap around many times: memory stays at cap frames */
+    for (int i = 0; i < 1000; i++) {
+        chat_ring_drop_oldest(&r);
+        chat_ring_push(&r, mk("z"));
+    }
+    assert_int_equal(r.count, 3);
+    assert_int_equal(chat_ring_oldest(&r), r.head - 3);
+    chat_ring_free(&r);
+}
+
+static void test_shared_frame_has_headroom(void **state)
+{
+    (void)state;
+    struct chat_frame *f = mk("hello");
+    /* lws_write needs LWS_PRE writable bytes right before the payload */
+    assert_ptr_equal(f->payload - LWS_PRE, f->pre);
+    free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_push_get_in_order),
+        cmocka_unit_test(test_full_and_drop_oldest),
+        cmocka_unit_test(test_shared_frame_has_headroom),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
