@@ -24,7 +24,8 @@ if [ "$(id -u)" = 0 ]; then
         export DB_PASSWORD
         unset DB_PASSWORD_FILE
     fi
-    exec runuser -u postgres -- "$0" "$@"
+    # setpriv execs (runuser would fork and stay as PID 1 without passing on SIGINT).
+    exec setpriv --reuid=postgres --regid=postgres --init-groups -- "$0" "$@"
 fi
 
 if [ -n "${DB_PASSWORD_FILE:-}" ]; then

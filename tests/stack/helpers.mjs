@@ -1,0 +1,143 @@
+// Shared by the stack and compose tests: the user-level happy path through one public port
+// (register, log in, create a room, get chat tokens, two WebSocket clients chat) and a
+// WebSocket client that collects frames.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { WebClient } from '../lib/stack.mjs';
+import { sleep } from '../lib/proc.mjs';
+
+export const WAIT_MS = Number(process.env.PARLEY_WAIT_MS || 20000);
+
+// Opens a WebSocket and keeps every JSON frame it receives. next(pred) resolves with the
+// first frame (not yet taken) that matches, or rejects after WAIT_MS.
+export function openChat(url, token, { headers } = {}) {
+  const wsUrl = url.replace(/^http/, 'ws') + '/ws' + (token ? `?access_token=${encodeURIComponent(token)}` : '');
+  const ws = new WebSocket(wsUrl, { headers });
+  const c = { ws, frames: [], waiters: [], closed: null };
+  const feed = () => {
+    for (const w of [...c.waiters]) {
+      const i = c.frames.findIndex(w.pred);
+      if (i >= 0) {
+        const [f] = c.frames.splice(i, 1);
+        c.waiters.splice(c.waiters.indexOf(w), 1);
+        clearTimeout(w.timer);
+        w.res(f);
+      }
+    }
+  };
+  ws.on('message', (data) => { c.frames.push(JSON.parse(data.toString())); feed(); });
+  c.opened = new Promise((res, rej) => {
+    ws.once('open', res);
+    ws.once('unexpected-response', (_req, r) => rej(Object.assign(
+      new Error(`WebSocket handshake answered ${r.statusCode}`), { statusCode: r.statusCode })));
+    ws.once('error', rej);
+  });
+  c.closedP = new Promise((res) => ws.once('close', (code, reason) => {
+    c.closed = { code, reason: reason.toString() };
+    res(c.closed);
+  }));
+  c.next = (pred, what = 'a frame') => new Promise((res, rej) => {
+    const w = { pred, res };
+    w.timer = setTimeout(() => {
+      c.waiters.splice(c.waiters.indexOf(w), 1);
+      rej(new Error(`no ${what} within ${WAIT_MS} ms; got ${JSON.stringify(c.frames)}`));
+    }, WAIT_MS);
+    c.waiters.push(w);
+    feed();
+  });
+  c.send = (obj) => ws.send(JSON.stringify(obj));
+  c.close = async () => { if (ws.readyState < 2) ws.close(1000); await c.closedP; };
+  return c;
+}
+
+export const uniq = () => randomBytes(4).toString('hex');
+
+// Registers a user through the public port and checks what a user sees: a redirect to /rooms
+// and a working session.
+export async function registerUser(url, who) {
+  const id = uniq();
+  const u = { email: `${who}-${id}@example.com`, name: `${who[0].toUpperCase()}${who.slice(1)} ${id}`,
+    password: `pw-${randomBytes(9).toString('base64url')}` };
+  const c = new WebClient(url);
+  const r = await c.register(u.email, u.name, u.password);
+  assert.equal(r.status, 303, `register ${u.email}: ${r.status} ${r.text.slice(0, 500)}`);
+  assert.match(r.location || '', /\/rooms$/);
+  return { ...u, client: c };
+}
+
+export async function login(url, email, password) {
+  const c = new WebClient(url);
+  const r = await c.login(email, password);
+  assert.equal(r.status, 303, `login ${email}: ${r.status} ${r.text.slice(0, 500)}`);
+  assert.match(r.location || '', /\/rooms$/);
+  const rooms = await c.get('/rooms');
+  assert.equal(rooms.status, 200);
+  return c;
+}
+
+// The whole user story through one port. Returns what later checks need.
+export async function happyPath(url) {
+  const ann = await registerUser(url, 'ann');
+  const bob = await registerUser(url, 'bob');
+  // Fresh log-ins (not only the sessions made by registering).
+  const annC = await login(url, ann.email, ann.password);
+  const bobC = await login(url, bob.email, bob.password);
+
+  const room = `room-${uniq()}`;
+  const created = await annC.createRoom(room, `Room ${room}`, 'made by the happy path');
+  assert.equal(created.status, 303, `create room: ${created.status} ${created.text.slice(0, 500)}`);
+  assert.equal(new URL(created.location, url).pathname, `/rooms/${room}`);
+  const page = await bobC.get(`/rooms/${room}`);
+  assert.equal(page.status, 200);
+  assert.match(page.text, new RegExp(`data-room="${room}"`));
+
+  const ta = await annC.chatToken(room);
+  assert.equal(ta.status, 200, `token: ${ta.status} ${ta.text}`);
+  assert.equal(ta.body.ws_url, '/ws');
+  assert.equal(ta.body.room, room);
+  const tb = await bobC.chatToken(room);
+  assert.equal(tb.status, 200, `token: ${tb.status} ${tb.text}`);
+
+  const a = openChat(url, ta.body.token);
+  await a.opened;
+  const wa = await a.next((f) => f.type === 'welcome', 'welcome');
+  assert.equal(wa.room, room);
+  assert.equal(wa.you.email, ann.email);
+  const b = openChat(url, tb.body.token);
+  await b.opened;
+  const wb = await b.next((f) => f.type === 'welcome', 'welcome');
+  assert.ok(wb.members.some((m) => m.email === ann.email), 'bob sees ann in the room');
+  const join = await a.next((f) => f.type === 'join', 'join');
+  assert.equal(join.user.email, bob.email);
+
+  const text1 = `hello from ann ${uniq()} <b>&</b>`;
+  a.send({ type: 'message', text: text1, client_id: 'c1' });
+  for (const c of [a, b]) {
+    const m = await c.next((f) => f.type === 'message' && f.text === text1, 'ann\'s message');
+    assert.equal(m.user.email, ann.email);
+    assert.equal(m.room, room);
+  }
+  const text2 = `reply from bob ${uniq()} ✓`;
+  b.send({ type: 'message', text: text2 });
+  for (const c of [a, b]) {
+    const m = await c.next((f) => f.type === 'message' && f.text === text2, 'bob\'s message');
+    assert.equal(m.user.email, bob.email);
+  }
+  await b.close();
+  await a.next((f) => f.type === 'leave' && f.user.email === bob.email, 'bob\'s leave');
+  await a.close();
+  return { ann, bob, room, tokens: [ta.body.token, tb.body.token] };
+}
+
+// Polls fn() until it returns a truthy value (log lines are written when a connection
+// ends, a moment after the client saw the close).
+export async function eventually(fn, what) {
+  const until = Date.now() + WAIT_MS;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
+    await sleep(100);
+  }
+}
