@@ -1,0 +1,113 @@
+// Shared by bench/run-bench.mjs and bench/smoke.test.mjs: the systems under test (Parley's
+// chat daemon and its three peers), each started fresh on a free 127.0.0.1 port, and a
+// runner for the C load generator that returns its aggregated JSON result.
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { BIN, BUILD, ROOT, freePort, startDaemon } from '../tests/lib/proc.mjs';
+import { newSecret } from '../tests/lib/token.mjs';
+
+export { ROOT, BUILD, BIN };
+export const LOADGEN = join(BUILD, 'bench', 'parley-loadgen');
+export const LWS_BARE = join(BUILD, 'bench', 'lws-bare');
+export const PYTHON = '/usr/bin/python3'; // Debian's python3-websockets is only visible here
+export const NODE = process.execPath;
+
+// The chat daemon's limits are set for real users (5 messages/s, 512 frames of lag). A
+// benchmark is a flood by design, so these are raised; everything else stays at its default.
+export const CHAT_BENCH_ENV = {
+  LOG_LEVEL: 'warn', // the peers log nothing per connection either
+  CHAT_RATE_PER_SEC: '100000',
+  CHAT_RATE_BURST: '100000',
+  CHAT_RING_SIZE: '1024', // the same lag budget as lws-bare's ring
+  CHAT_MAX_CONNECTIONS: '19000',
+  CHAT_MAX_PENDING_HANDSHAKES: '1024',
+};
+
+// Each system: start() resolves to {pid, port, token, path, stop()}.
+export const SYSTEMS = {
+  'parley-chat': {
+    token: true,
+    path: '/ws',
+    async start(secret) {
+      const port = await freePort();
+      const d = await startDaemon(BIN.chat, { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1',
+        CHAT_PORT: String(port), ...CHAT_BENCH_ENV }, port);
+      return { pid: d.pid, port, stop: () => d.stop(), logs: () => d.stderr };
+    },
+  },
+  'lws-bare': {
+    token: false,
+    path: '/',
+    async start() { return startPlain(LWS_BARE, [], 'lws-bare'); },
+  },
+  'node-ws': {
+    token: false,
+    path: '/',
+    async start() {
+      return startPlain(NODE, [join(ROOT, 'bench', 'peers', 'node-ws', 'server.mjs')], 'node-ws');
+    },
+  },
+  'python-websockets': {
+    token: false,
+    path: '/',
+    async start() {
+      return startPlain(PYTHON, [join(ROOT, 'bench', 'peers', 'python-websockets', 'server.py')],
+        'python-websockets');
+    },
+  },
+};
+
+async function startPlain(bin, args, name) {
+  const port = await freePort();
+  const child = spawn(bin, [...args, String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (b) => { err += b.toString(); if (err.length > 100000) err = err.slice(-50000); });
+  const exited = new Promise((res) => child.on('exit', (code, signal) => res({ code, signal })));
+  const { waitForPort } = await import('../tests/lib/proc.mjs');
+  await Promise.race([waitForPort(port, '127.0.0.1', 20000),
+    exited.then((r) => { throw new Error(`${name} exited early ${JSON.stringify(r)}: ${err}`); })]);
+  return {
+    pid: child.pid, port, logs: () => err,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+      const r = await exited;
+      clearTimeout(t);
+      return r;
+    },
+  };
+}
+
+export { newSecret };
+
+// Runs the load generator against a started system and resolves with its JSON result plus
+// {rc, stderr, argv}. Killed (by PID) after timeoutMs.
+export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000 } = {}) {
+  const argv = ['--port', String(server.port), '--path', sys.path, sys.token ? '--token' : '--no-token',
+    '--server-pid', String(server.pid)];
+  for (const [k, v] of Object.entries(opts)) argv.push(`--${k}`, String(v));
+  return new Promise((resolve) => {
+    const child = spawn(LOADGEN, argv, { env: { ...process.env, ...(secret ? { JWT_SECRET: secret } : {}) },
+      stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (b) => { out += b.toString(); });
+    child.stderr.on('data', (b) => { err += b.toString(); });
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (rc, signal) => {
+      clearTimeout(t);
+      const line = out.trim().split('\n').pop() || '';
+      let r = {};
+      try { r = JSON.parse(line); } catch { r = { error: `no result (${signal || rc})` }; }
+      resolve({ ...r, rc, signal, stderr: err, argv: [LOADGEN, ...argv] });
+    });
+  });
+}
+
+export function haveBinaries() {
+  return [LOADGEN, LWS_BARE, BIN.chat].filter((f) => !existsSync(f));
+}
+
+export function readJson(f) { return JSON.parse(readFileSync(f, 'utf8')); }

@@ -1,0 +1,376 @@
+// The benchmark run behind `make bench` (started by bench/run-bench, which builds first and
+// raises the open-files limit). Runs every workload against Parley's chat daemon and its
+// peers one after the other, each server started fresh, then the website under wrk, and
+// writes docs/benchmarks.md (and bench/results/results.json with every raw figure).
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync, readFileSync, mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir, cpus } from 'node:os';
+import { SYSTEMS, runLoadgen, newSecret, haveBinaries, ROOT, BIN, CHAT_BENCH_ENV, LOADGEN } from './lib.mjs';
+
+const QUICK = process.env.BENCH_QUICK === '1'; // shorter runs while developing the bench
+const DUR = QUICK ? 2 : 5; // seconds of sending per fan-out run
+const TOTAL_BUDGET_MS = 9.5 * 60 * 1000; // make bench must finish in under 10 minutes
+const T0 = Date.now();
+const ALL = ['parley-chat', 'lws-bare', 'node-ws', 'python-websockets'];
+// BENCH_ONLY=lws-bare,node-ws runs a subset (for debugging the bench itself).
+const ORDER = process.env.BENCH_ONLY ? ALL.filter((n) => process.env.BENCH_ONLY.split(',').includes(n)) : ALL;
+const PEERS = ORDER.slice(1);
+
+// Workloads. Rooms of 100 members, 2 senders per room, 64-byte texts: a busy chat.
+const FANOUT = { conns: 1000, rooms: 10, senders: 20, rate: 0, window: 4, duration: DUR, size: 64, procs: 1 };
+const HANDSHAKE = { conns: QUICK ? 1000 : 2000, rooms: 200, senders: 0, duration: 0, concurrency: 200, procs: 2 };
+const MEMORY = [1000, 10000].map((n) => ({ conns: n, rooms: n / 10, senders: 0, duration: 0, idle: 2,
+  procs: n > 5000 ? 2 : 1 }));
+const WRK = { threads: 2, conns: 32, dur: QUICK ? 3 : 8 };
+
+const log = (...a) => console.error(`[bench ${((Date.now() - T0) / 1000).toFixed(0).padStart(3)}s]`, ...a);
+const results = { started: new Date().toISOString(), workloads: {} };
+const cmds = [];
+
+function overBudget() {
+  return Date.now() - T0 > TOTAL_BUDGET_MS;
+}
+
+async function onSystem(name, fn) {
+  const sys = SYSTEMS[name];
+  const secret = newSecret();
+  let server;
+  // A port from freePort() can be taken again before the server binds it: retry.
+  for (let attempt = 1; !server; attempt++) {
+    try {
+      server = await sys.start(secret);
+    } catch (e) {
+      if (attempt === 3) return { error: `did not start: ${e.message.split('\n')[0]}` };
+    }
+  }
+  try {
+    return await fn(sys, server, secret);
+  } finally {
+    await server.stop();
+  }
+}
+
+function shortCmd(r) {
+  return r.argv ? r.argv.map((a) => a.replace(ROOT + '/', '')).join(' ').replace(/--server-pid \d+ /, '').replace(/--port \d+ /, '--port PORT ') : '';
+}
+
+async function loadOn(name, opts, label) {
+  if (overBudget()) return { error: 'skipped: time budget spent' };
+  const r = await onSystem(name, (sys, server, secret) =>
+    runLoadgen(sys, server, { ...opts, label }, { secret, timeoutMs: 150000 }));
+  if (r.argv && !cmds.some((c) => c.label === label)) cmds.push({ label, cmd: shortCmd(r) });
+  const bad = r.error || r.rc !== 0;
+  log(`${label} ${name}: ${bad ? `rc=${r.rc} ${r.error || ''} ${(r.stderr || '').split('\n')[0]}` : 'ok'}`
+    + (r.deliveries_per_s ? ` ${Math.round(r.deliveries_per_s)} deliveries/s, ${Math.round(r.deliveries_per_cpu_s)}/server-CPU-s, p99 ${r.p99_ms} ms` : '')
+    + (r.handshakes_per_s && !r.deliveries_per_s ? ` ${Math.round(r.handshakes_per_s)} handshakes/s` : ''));
+  delete r.stderr;
+  return r;
+}
+
+// ---- chat workloads ---------------------------------------------------------------------
+
+async function chatBenches() {
+  const W = results.workloads;
+  W.fanout = {};
+  for (const n of ORDER) W.fanout[n] = await loadOn(n, FANOUT, 'fanout');
+
+  const max = (W.fanout['parley-chat'] || W.fanout[ORDER[0]] || {}).sent_per_s || 0;
+  const rate = Math.max(100, Math.round(max / 2 / 100) * 100);
+  W.latency = { rate };
+  for (const n of ORDER) W.latency[n] = await loadOn(n, { ...FANOUT, rate, window: 0 }, 'latency');
+
+  W.handshake = {};
+  for (const n of ORDER) W.handshake[n] = await loadOn(n, HANDSHAKE, 'handshake');
+
+  W.memory = {};
+  for (const m of MEMORY) {
+    W.memory[m.conns] = {};
+    for (const n of ORDER) W.memory[m.conns][n] = await loadOn(n, m, `memory-${m.conns}`);
+  }
+}
+
+// Where parley-chat's time goes: perf record (cpu-clock, call graphs) during a fan-out run.
+async function profile() {
+  if (overBudget()) return { error: 'skipped: time budget spent' };
+  if (!ORDER.includes('parley-chat')) return { error: 'skipped: parley-chat not selected' };
+  const dir = mkdtempSync(join(tmpdir(), 'parley-perf-'));
+  const data = join(dir, 'perf.data');
+  try {
+    return await onSystem('parley-chat', async (sys, server, secret) => {
+      const perf = spawn('perf', ['record', '-F', '999', '-g', '-o', data, '-p', String(server.pid), '--', 'sleep', String(DUR)],
+        { stdio: ['ignore', 'ignore', 'pipe'] });
+      let perr = '';
+      perf.stderr.on('data', (b) => { perr += b; });
+      const perfDone = new Promise((res) => perf.on('exit', (rc) => res(rc)));
+      const r = await runLoadgen(sys, server, { ...FANOUT, duration: DUR, label: 'profile' }, { secret });
+      const prc = await perfDone;
+      if (prc !== 0) return { error: `perf record failed: ${perr.split('\n').slice(-3).join(' ')}`, run: r };
+      const rep = (sort) => spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--sort', sort,
+        '-g', 'none', '--percent-limit', '0.7'], { encoding: 'utf8', maxBuffer: 64 << 20 }).stdout
+        .split('\n').filter((l) => /^\s+\d+\.\d+%/.test(l)).slice(0, 25).map((l) => l.trim());
+      delete r.stderr;
+      return { run: r, byDso: rep('dso'), bySymbol: rep('dso,symbol') };
+    });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---- website ----------------------------------------------------------------------------
+
+function wrk(args, timeoutMs = 60000) {
+  const r = spawnSync('wrk', args, { encoding: 'utf8', timeout: timeoutMs });
+  const out = r.stdout || '';
+  const num = (re) => { const m = out.match(re); return m ? m[1] : null; };
+  const ms = (s) => {
+    if (!s) return null;
+    const m = s.match(/^([\d.]+)(us|ms|s)$/);
+    return m ? Number(m[1]) * ({ us: 0.001, ms: 1, s: 1000 }[m[2]]) : null;
+  };
+  return {
+    rps: Number(num(/Requests\/sec:\s+([\d.]+)/)),
+    p50_ms: ms(num(/^\s+50%\s+(\S+)/m)), p99_ms: ms(num(/^\s+99%\s+(\S+)/m)),
+    non2xx3xx: Number(num(/Non-2xx or 3xx responses:\s+(\d+)/) || 0),
+    errors: num(/Socket errors:(.*)/),
+    statuses: num(/^statuses: (.*)$/m),
+    requests: Number(num(/(\d+) requests in/)),
+    cmd: `wrk ${args.map((a) => (a.includes(' ') || a.startsWith('Cookie') ? `'${a.replace(/sid=[^;']+/, 'sid=<session>')}'` : a)).join(' ')}`,
+    rc: r.status, raw: out.slice(0, 2000),
+  };
+}
+
+async function websiteBench() {
+  if (overBudget()) return { error: 'skipped: time budget spent' };
+  let stack;
+  try {
+    const { startStack, WebClient } = await import('../tests/lib/stack.mjs');
+    stack = await startStack({ chatEnv: CHAT_BENCH_ENV, webEnv: { LOG_LEVEL: 'warn' } });
+    const u = { email: 'bench@example.com', name: 'Bench', password: 'bench-password-123' };
+    const c = new WebClient(stack.url);
+    const reg = await c.register(u.email, u.name, u.password);
+    if (reg.status !== 303) throw new Error(`register answered ${reg.status}`);
+    const rooms = await c.get('/rooms');
+    if (rooms.status !== 200) throw new Error(`GET /rooms answered ${rooms.status}`);
+    const cookie = `Cookie: ${c.cookieHeader()}`;
+    // POST /login: a fresh visitor's cookie and CSRF token from GET /login, reused by wrk.
+    const v = new WebClient(stack.url);
+    await v.get('/login');
+    const probe = await v.postForm('/login', { email: u.email, password: u.password });
+    if (probe.status !== 303) throw new Error(`POST /login answered ${probe.status}`);
+    const v2 = new WebClient(stack.url);
+    await v2.get('/login');
+    const dir = mkdtempSync(join(tmpdir(), 'parley-wrk-'));
+    const lua = join(dir, 'login.lua');
+    const body = new URLSearchParams({ email: u.email, password: u.password, csrf_token: v2.csrf || '' }).toString();
+    writeFileSync(lua, readFileSync(join(ROOT, 'bench', 'login.lua'), 'utf8')
+      .replace('__BODY__', () => body).replace('__COOKIE__', () => v2.cookieHeader()));
+    const base = ['-t', String(WRK.threads), '-c', String(WRK.conns), '-d', `${WRK.dur}s`, '--latency'];
+    log('website: wrk static file via nginx');
+    const stat = wrk([...base, `${stack.url}/static/chat.css`]);
+    log('website: wrk GET /rooms');
+    const list = wrk([...base, '-H', cookie, `${stack.url}/rooms`]);
+    log('website: wrk POST /login');
+    const login = wrk(['-t', '2', '-c', '4', '-d', `${WRK.dur}s`, '--latency', '-s', lua, `${stack.url}/login`]);
+    rmSync(dir, { recursive: true, force: true });
+    for (const x of [stat, list, login]) x.cmd = x.cmd.replace(stack.url, 'http://127.0.0.1:PORT').replace(lua, 'bench/login.lua');
+    return { static: stat, rooms: list, login };
+  } catch (e) {
+    log(`website: ${e.message.split('\n')[0]}`);
+    return { error: e.message.split('\n')[0] };
+  } finally {
+    if (stack) await stack.stop();
+  }
+}
+
+// ---- report -----------------------------------------------------------------------------
+
+const f0 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : Math.round(x).toLocaleString('en-US'));
+const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : Number(x).toFixed(2));
+const ratio = (a, b) => (a && b ? `${(a / b).toFixed(2)}×` : '–');
+const ok = (r) => r && !r.error && r.rc === 0;
+const note = (r) => (!r ? 'not run' : r.error ? r.error : r.rc !== 0 ? `rc=${r.rc}: failed ${r.failed}, closed ${r.closed_early}, lost ${r.lost}, reordered ${r.reorders}` : '');
+
+function machine() {
+  const l = spawnSync('lscpu', [], { encoding: 'utf8' }).stdout || '';
+  const get = (k) => (l.match(new RegExp(`^${k}:\\s+(.*)$`, 'm')) || [])[1] || '?';
+  const ver = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout || '').trim().split('\n')[0];
+  return {
+    cpu: get('Model name'), cores: cpus().length, kernel: ver('uname', ['-r']),
+    lws: ver('pkg-config', ['--modversion', 'libwebsockets']), node: process.version,
+    python: ver('/usr/bin/python3', ['-c', 'import websockets,sys;print(sys.version.split()[0], "websockets", websockets.__version__)']),
+    nodews: JSON.parse(readFileSync(join(ROOT, 'bench', 'peers', 'node-ws', 'node_modules', 'ws', 'package.json'), 'utf8')).version,
+    nginx: (spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr || '').trim(),
+    wrk: ver('dpkg-query', ['-W', '-f=${Version}', 'wrk']),
+  };
+}
+
+function report(m, prof, web) {
+  const W = results.workloads;
+  const L = [];
+  const P = 'parley-chat';
+  L.push('# Benchmarks', '');
+  L.push('Written by `make bench` (bench/run-bench): do not edit by hand; rerun it. Every figure below',
+    'comes from one run on one machine, the load generator sharing the cores with the server, so',
+    'absolute numbers move with the machine; the ratios measured in the same run are what count.', '');
+  L.push('## Machine', '');
+  L.push(`* CPU: ${m.cpu}, ${m.cores} cores (shared with the load generator; other work may run too)`);
+  L.push(`* kernel ${m.kernel}; libwebsockets ${m.lws}; Node ${m.node} with ws ${m.nodews}; Python ${m.python}; ${m.nginx}; wrk ${m.wrk}`);
+  L.push(`* date: ${results.started}; run took ${Math.round((Date.now() - T0) / 1000)} s${QUICK ? ' (BENCH_QUICK=1: short runs)' : ''}`, '');
+  L.push('## What runs', '');
+  L.push('* **parley-chat**: our daemon (build/chat/parley-chat), token checked on every handshake, JSON in and out,',
+    `  with the benchmark's limits raised through its environment: ${Object.entries(CHAT_BENCH_ENV).map(([k, v]) => `\`${k}=${v}\``).join(', ')}.`,
+    '* **lws-bare**: bench/peers/lws-bare, a bare libwebsockets room broadcaster (ring per room, tail per',
+    '  client, no token, no JSON): the floor our protocol work sits on.',
+    '* **node-ws**: bench/peers/node-ws, Node `ws` broadcast as in ws\'s own example (rooms from `?room=`).',
+    '* **python-websockets**: bench/peers/python-websockets, asyncio + `websockets.broadcast`, Debian\'s python3-websockets.',
+    '* Load: bench/loadgen (`parley-loadgen`, C, libwebsockets client): N connections over M rooms, forked',
+    '  workers each on its own source address 127.0.0.2, .3, ...; connection *g* joins room `bench-(g mod M)`,',
+    '  connections 0..S-1 send `{"type":"message","text":"<seq> <sender> <send-ns> xxx…"}` (64-byte text).',
+    '  Parley wraps the text in its message JSON; the peers re-broadcast the frame as received; the same',
+    '  parser reads both. Every receiver records end-to-end latency (CLOCK_MONOTONIC, one machine) in a',
+    '  log-bucket histogram and checks per sender that sequence numbers arrive once and in order.',
+    '* Every server broadcasts to the whole room, sender included. *Deliveries* = messages received by',
+    '  clients. *Per server CPU-second* = deliveries / (utime+stime of the server process from',
+    '  /proc/PID/stat over the run): fair even when the load generator is the bottleneck.', '');
+
+  // fan-out
+  const fo = W.fanout || {};
+  L.push('## Fan-out at maximum rate', '');
+  L.push(`${FANOUT.conns} clients, ${FANOUT.rooms} rooms of ${FANOUT.conns / FANOUT.rooms}, ${FANOUT.senders} senders each keeping at most ${FANOUT.window} messages in flight (closed loop), ${FANOUT.duration} s.`, '');
+  L.push('| system | sent/s | deliveries/s | server CPU s | deliveries per server CPU-s | p50 ms | p99 ms | p99.9 ms | lost | reordered | parley ÷ this (per CPU-s) | note |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const n of ORDER) {
+    const r = fo[n] || {};
+    L.push(`| ${n} | ${f0(r.sent_per_s)} | ${f0(r.deliveries_per_s)} | ${f2(r.server_cpu_run_s)} | ${f0(r.deliveries_per_cpu_s)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${f2(r.p999_ms)} | ${r.lost ?? '–'} | ${r.reorders ?? '–'} | ${n === P ? '–' : ratio(fo[P]?.deliveries_per_cpu_s, r.deliveries_per_cpu_s)} | ${note(r)} |`);
+  }
+  L.push('');
+
+  const la = W.latency || {};
+  L.push('## Latency at half of parley-chat\'s maximum rate', '');
+  L.push(`Same rooms and clients; senders paced to ${f0(la.rate)} messages/s in total (half the sent/s parley-chat reached above), ${FANOUT.duration} s.`, '');
+  L.push('| system | sent/s | deliveries/s | p50 ms | p99 ms | p99.9 ms | max ms | deliveries per server CPU-s | lost | p99 parley ÷ this | note |');
+  L.push('|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const n of ORDER) {
+    const r = la[n] || {};
+    L.push(`| ${n} | ${f0(r.sent_per_s)} | ${f0(r.deliveries_per_s)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${f2(r.p999_ms)} | ${f2(r.max_ms)} | ${f0(r.deliveries_per_cpu_s)} | ${r.lost ?? '–'} | ${n === P ? '–' : ratio(la[P]?.p99_ms, r.p99_ms)} | ${note(r)} |`);
+  }
+  L.push('');
+
+  const hs = W.handshake || {};
+  L.push('## Handshakes', '');
+  L.push(`${HANDSHAKE.conns} connections opened by ${HANDSHAKE.procs} processes, at most ${HANDSHAKE.concurrency} handshakes in flight each. parley-chat verifies an HS256 token (header \`Authorization: Bearer\`) and sends welcome/join frames; the peers do neither.`, '');
+  L.push('| system | handshakes/s | server CPU s | handshakes per server CPU-s | parley ÷ this (per CPU-s) | note |');
+  L.push('|---|---|---|---|---|---|');
+  for (const n of ORDER) {
+    const r = hs[n] || {};
+    const pc = r.server_cpu_connect_s > 0 ? r.connected / r.server_cpu_connect_s : null;
+    const pp = hs[P]?.server_cpu_connect_s > 0 ? hs[P].connected / hs[P].server_cpu_connect_s : null;
+    L.push(`| ${n} | ${f0(r.handshakes_per_s)} | ${f2(r.server_cpu_connect_s)} | ${f0(pc)} | ${n === P ? '–' : ratio(pp, pc)} | ${note(r)} |`);
+  }
+  L.push('');
+
+  L.push('## Memory per idle connection', '');
+  L.push('VmRSS of the server (/proc/PID/status) fresh after start, and again 2 s after N connections opened (rooms of 10, no traffic): (after − before) / N.', '');
+  L.push('| system | N | RSS before KiB | RSS with N idle KiB | KiB per connection | parley ÷ this | note |');
+  L.push('|---|---|---|---|---|---|---|');
+  const per = (r) => (r && r.rss_idle_kb > 0 && r.connected ? (r.rss_idle_kb - r.rss_before_kb) / r.connected : null);
+  for (const m of MEMORY) {
+    const byN = W.memory?.[m.conns] || {};
+    for (const n of ORDER) {
+      const r = byN[n] || {};
+      L.push(`| ${n} | ${m.conns} | ${f0(r.rss_before_kb)} | ${f0(r.rss_idle_kb)} | ${f2(per(r))} | ${n === P ? '–' : ratio(per(byN[P]), per(r))} | ${note(r)} |`);
+    }
+  }
+  L.push('');
+
+  L.push('## Website (wrk through nginx)', '');
+  if (!web || web.error) {
+    L.push(`Not measured: ${web ? web.error : 'not run'}.`, '');
+  } else {
+    L.push(`A real stack (PostgreSQL, parley-website, parley-chat, nginx with one worker, started by tests/lib/stack.mjs). wrk ${WRK.threads} threads, ${WRK.conns} connections (POST /login: 4), ${WRK.dur} s.`, '');
+    L.push('| request | requests/s | p50 ms | p99 ms | non-2xx/3xx | ÷ static file | command |');
+    L.push('|---|---|---|---|---|---|---|');
+    const rows = [['GET /static/chat.css (nginx alone)', web.static], ['GET /rooms (logged in)', web.rooms], ['POST /login (Argon2id)', web.login]];
+    for (const [name, r] of rows) {
+      L.push(`| ${name} | ${f0(r.rps)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${r.non2xx3xx}${r.statuses ? ` (${r.statuses})` : ''} | ${ratio(r.rps, web.static.rps)} | \`${r.cmd}\` |`);
+    }
+    L.push('');
+  }
+
+  L.push('## Where parley-chat spends its time', '');
+  if (!prof || prof.error) {
+    L.push(`Not measured: ${prof ? prof.error : 'not run'}.`, '');
+  } else {
+    L.push(`\`perf record -F 999 -g -p PID\` (cpu-clock) during a fan-out run like the one above (${f0(prof.run.deliveries_per_s)} deliveries/s, ${f0(prof.run.deliveries_per_cpu_s)} per server CPU-s). Self time, by shared object and by symbol (entries over 0.7%):`, '');
+    L.push('```', ...prof.byDso, '```', '', '```', ...prof.bySymbol, '```', '');
+  }
+
+  L.push('## Against the targets', '');
+  L.push(...discussion(fo, la, W.memory, prof), '');
+  L.push('## Commands', '');
+  L.push('`make bench` = `bench/run-bench` = build, `ulimit -n 20000`, `node bench/run-bench.mjs`. The load generator runs were:', '');
+  L.push('```');
+  for (const c of cmds) L.push(`# ${c.label}`, c.cmd);
+  L.push('```', '');
+  L.push('Peers: `build/bench/lws-bare PORT`, `node bench/peers/node-ws/server.mjs PORT`, `/usr/bin/python3 bench/peers/python-websockets/server.py PORT`.',
+    `parley-chat: \`JWT_SECRET=<random> CHAT_PORT=PORT ${Object.entries(CHAT_BENCH_ENV).map(([k, v]) => `${k}=${v}`).join(' ')} build/chat/parley-chat\`.`, '');
+  return L.join('\n');
+}
+
+function discussion(fo, la, mem, prof) {
+  const P = 'parley-chat';
+  const out = [];
+  const p = fo[P] || {};
+  const node = fo['node-ws'] || {};
+  const bare = fo['lws-bare'] || {};
+  const rN = p.deliveries_per_cpu_s && node.deliveries_per_cpu_s ? p.deliveries_per_cpu_s / node.deliveries_per_cpu_s : null;
+  const rB = p.deliveries_per_cpu_s && bare.deliveries_per_cpu_s ? p.deliveries_per_cpu_s / bare.deliveries_per_cpu_s : null;
+  out.push(`* **Fan-out ≥ 3× Node's deliveries per server CPU-second**: measured ${rN ? `${rN.toFixed(2)}×` : 'n/a'} — ${rN === null ? 'not measured' : rN >= 3 ? 'met' : 'NOT met'}.`);
+  out.push(`* **Within 80% of bare libwebsockets**: measured ${rB ? `${(rB * 100).toFixed(0)}%` : 'n/a'} of lws-bare's deliveries per CPU-second — ${rB === null ? 'not measured' : rB >= 0.8 ? 'met' : 'NOT met'}.`);
+  const lp = la[P] || {};
+  out.push(`* **p99 < 10 ms at half our maximum rate, 1000 clients**: p99 ${f2(lp.p99_ms)} ms at ${f0(lp.sent_per_s)} messages/s (${f0(lp.deliveries_per_s)} deliveries/s) — ${lp.p99_ms === undefined ? 'not measured' : lp.p99_ms < 10 ? 'met' : 'NOT met'}.`);
+  const m10 = mem?.[10000]?.[P];
+  const kib = m10 && m10.rss_idle_kb > 0 ? (m10.rss_idle_kb - m10.rss_before_kb) / m10.connected : null;
+  out.push(`* **≤ 4 KiB per idle connection at 10000**: ${kib === null ? 'not measured' : `${kib.toFixed(2)} KiB — ${kib <= 4 ? 'met' : 'NOT met'}`} (Centrifugo publishes about 27 KB).`);
+  out.push('', 'Reading the figures:', '',
+    '* The load generator and the server share 2 cores; in the closed-loop fan-out the client side',
+    '  (parsing every delivered frame) costs about as much CPU as the server, so deliveries/s is bounded',
+    '  by the machine, not by the server alone. Deliveries per server CPU-second is the figure to compare.',
+    '* Every server here runs one event loop on one core (libwebsockets with one service thread, Node and',
+    '  asyncio by design). Fan-out work is per recipient (one frame written per member), so a multi-core',
+    '  design that shards connections over N service threads (lws `count_threads`, each thread owning its',
+    '  connections and a per-thread copy of each room\'s ring) would scale deliveries close to N× the',
+    '  single-loop figure until memory bandwidth or the kernel\'s socket path dominates; see the profile',
+    '  above for how much of the time is the kernel\'s send path (which scales with cores) versus our code.');
+  if (prof && prof.byDso && prof.byDso.length) out.push('', `Top of the profile by object: ${prof.byDso.slice(0, 4).join('; ')}.`);
+  return out;
+}
+
+async function main() {
+  const missing = haveBinaries().filter((f) => ORDER.includes('parley-chat') || !f.endsWith('parley-chat'));
+  if (missing.length) {
+    console.error(`run-bench: missing ${missing.join(', ')}: build first (make build)`);
+    process.exit(1);
+  }
+  const m = machine();
+  log(`machine: ${m.cpu}, ${m.cores} cores, kernel ${m.kernel}`);
+  await chatBenches();
+  log('profile: perf record on parley-chat during fan-out');
+  const prof = await profile();
+  results.profile = prof;
+  log('website: starting the stack');
+  const web = await websiteBench();
+  results.website = web;
+  results.machine = m;
+  mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
+  writeFileSync(join(ROOT, 'bench', 'results', 'results.json'), JSON.stringify(results, null, 1));
+  const md = report(m, prof, web);
+  writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), md);
+  log(`wrote docs/benchmarks.md and bench/results/results.json in ${Math.round((Date.now() - T0) / 1000)} s`);
+  void LOADGEN; void BIN;
+}
+
+const watchdog = setTimeout(() => { console.error('run-bench: over 10 minutes, giving up'); process.exit(1); }, 10 * 60 * 1000);
+watchdog.unref();
+main().catch((e) => { console.error(e); process.exit(1); });
