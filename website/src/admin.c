@@ -1,0 +1,173 @@
+/* The admin page and its actions: ban, unban, make admin, delete room. */
+#include "cm_log.h"
+#include "db.h"
+#include "page.h"
+#include "rooms.h"
+#include "router.h"
+#include "session.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WEB_ADMIN_LIST_MAX 500 /* users or rooms shown on the admin page */
+
+void web_h_admin_get(struct web_req *r)
+{
+    if (!web_page_user(r))
+        return;
+    if (!r->sess.user.is_admin) {
+        web_page_error(r, 403, "Only admins can see this page.");
+        return;
+    }
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", WEB_ADMIN_LIST_MAX);
+    const char *p[1] = {limit};
+    PGresult *users = NULL, *rooms = NULL;
+    enum web_db_rc rc = web_db_query(r, &users,
+                                     "SELECT id, email, name, is_admin, banned_at IS NOT NULL "
+                                     "FROM users ORDER BY id LIMIT $1::int",
+                                     1, p);
+    if (rc == WEB_DB_OK)
+        rc = web_db_query(r, &rooms,
+                          "SELECT r.name, r.title, u.email FROM rooms r "
+                          "JOIN users u ON u.id = r.owner_id ORDER BY r.name LIMIT $1::int",
+                          1, p);
+    if (rc != WEB_DB_OK) {
+        PQclear(users);
+        web_page_db_error(r, rc);
+        return;
+    }
+    const char *csrf = r->sess.csrf;
+    struct cm_buf ub, rb, act;
+    cm_buf_init(&ub);
+    cm_buf_init(&rb);
+    int trc = 0;
+    for (int i = 0; i < PQntuples(users); i++) {
+        const char *id = PQgetvalue(users, i, 0);
+        bool admin = PQgetvalue(users, i, 3)[0] == 't';
+        bool banned = PQgetvalue(users, i, 4)[0] == 't';
+        bool self = strtoll(id, NULL, 10) == r->sess.user.id;
+        cm_buf_init(&act);
+        struct web_var fv[] = {WEB_VAR("id", id), WEB_VAR("csrf", csrf)};
+        if (!self)
+            trc |= web_tpl_render(&act, banned ? "admin_unban_form.html" : "admin_ban_form.html",
+                                  fv, 2);
+        if (!admin && !banned)
+            trc |= web_tpl_render(&act, "admin_promote_form.html", fv, 2);
+        struct web_var uv[] = {
+            WEB_VAR("id", id),
+            WEB_VAR("email", PQgetvalue(users, i, 1)),
+            WEB_VAR("name", PQgetvalue(users, i, 2)),
+            WEB_VAR("status", banned  ? "banned"
+                              : admin ? "admin"
+                                      : "member"),
+            WEB_RAW("actions", act.data),
+        };
+        trc |= web_tpl_render(&ub, "admin_user_row.html", uv, 5);
+        cm_buf_free(&act);
+    }
+    for (int i = 0; i < PQntuples(rooms); i++) {
+        struct web_var rv[] = {
+            WEB_VAR("name", PQgetvalue(rooms, i, 0)),
+            WEB_VAR("title", PQgetvalue(rooms, i, 1)),
+            WEB_VAR("owner", PQgetvalue(rooms, i, 2)),
+            WEB_VAR("csrf", csrf),
+        };
+        trc |= web_tpl_render(&rb, "admin_room_row.html", rv, 4);
+    }
+    PQclear(users);
+    PQclear(rooms);
+    struct web_var v[] = {WEB_RAW("users", ub.data), WEB_RAW("rooms", rb.data)};
+    if (trc != 0)
+        web_text(r, 500, "Internal error\n");
+    else
+        web_page(r, 200, "Admin", NULL, "admin.html", v, 2);
+    cm_buf_free(&ub);
+    cm_buf_free(&rb);
+}
+
+enum admin_action { BAN, UNBAN, PROMOTE };
+
+static void user_action(struct web_req *r, enum admin_action what)
+{
+    struct web_form f;
+    if (!web_page_form(r, &f))
+        return;
+    web_form_free(&f);
+    if (!r->has_sess) {
+        web_redirect(r, "/login");
+        return;
+    }
+    if (r->sess.user.banned || !r->sess.user.is_admin) {
+        web_page_error(r, 403, "Only admins can do that.");
+        return;
+    }
+    /* The id is 1..18 digits: anything else names no user. */
+    char id[24];
+    if (r->param_len == 0 || r->param_len > 18) {
+        web_page_error(r, 404, "There is no such user.");
+        return;
+    }
+    for (size_t i = 0; i < r->param_len; i++) {
+        if (r->param[i] < '0' || r->param[i] > '9') {
+            web_page_error(r, 404, "There is no such user.");
+            return;
+        }
+    }
+    memcpy(id, r->param, r->param_len);
+    id[r->param_len] = '\0';
+    if (what == BAN && strtoll(id, NULL, 10) == r->sess.user.id) {
+        web_page_error(r, 400, "You cannot ban yourself.");
+        return;
+    }
+    static const char *const sql[] = {
+        /* Ban and end every session of the user in one statement (one transaction): no
+         * window in which the banned user still has a working session. */
+        [BAN] = "WITH u AS (UPDATE users SET banned_at = coalesce(banned_at, now()) "
+                "WHERE id = $1 RETURNING id), "
+                "d AS (DELETE FROM sessions WHERE user_id IN (SELECT id FROM u)) "
+                "SELECT count(*) FROM u",
+        [UNBAN] = "WITH u AS (UPDATE users SET banned_at = NULL WHERE id = $1 RETURNING id) "
+                  "SELECT count(*) FROM u",
+        [PROMOTE] = "WITH u AS (UPDATE users SET is_admin = true WHERE id = $1 RETURNING id) "
+                    "SELECT count(*) FROM u",
+    };
+    static const char *const names[] = {
+        [BAN] = "banned", [UNBAN] = "unbanned", [PROMOTE] = "promoted"};
+    const char *p[1] = {id};
+    PGresult *res;
+    enum web_db_rc rc = web_db_query(r, &res, sql[what], 1, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return;
+    }
+    bool found = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    PQclear(res);
+    if (!found) {
+        web_page_error(r, 404, "There is no such user.");
+        return;
+    }
+    cm_info("admin %lld %s user %s", r->sess.user.id, names[what], id);
+    web_redirect(r, "/admin");
+}
+
+void web_h_admin_ban_post(struct web_req *r)
+{
+    user_action(r, BAN);
+}
+
+void web_h_admin_unban_post(struct web_req *r)
+{
+    user_action(r, UNBAN);
+}
+
+void web_h_admin_promote_post(struct web_req *r)
+{
+    user_action(r, PROMOTE);
+}
+
+void web_h_admin_room_delete_post(struct web_req *r)
+{
+    web_rooms_delete(r, true, "/admin");
+}

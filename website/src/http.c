@@ -1,0 +1,320 @@
+#include "http.h"
+
+#include "cm_log.h"
+#include "config.h"
+#include "db.h"
+#include "router.h"
+
+#include <arpa/inet.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define WEB_LOG_PATH_MAX 200 /* characters of the path shown in a log line */
+
+/* The same policy nginx sets, so that running the website directly is just as safe. */
+#define WEB_CSP                                                                                    \
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "              \
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "                 \
+    "frame-ancestors 'none'"
+
+static struct MHD_Daemon *daemon_;
+
+const char *web_req_header(struct web_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+const char *web_req_arg(struct web_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+void web_resp_header(struct web_req *r, const char *name, const char *fmt, ...)
+{
+    if (r->nhdr == WEB_MAX_RESP_HEADERS) {
+        cm_error("http: too many response headers (bug)");
+        return;
+    }
+    struct cm_buf b;
+    cm_buf_init(&b);
+    va_list ap;
+    va_start(ap, fmt);
+    char tmp[1024];
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof tmp) {
+        cm_error("http: response header %s too long (bug)", name);
+        return;
+    }
+    cm_buf_append(&b, tmp, (size_t)n);
+    r->hdr[r->nhdr].name = name;
+    r->hdr[r->nhdr].value = cm_buf_take(&b, NULL);
+    r->nhdr++;
+}
+
+void web_text(struct web_req *r, unsigned status, const char *text)
+{
+    cm_buf_free(&r->out);
+    cm_buf_puts(&r->out, text);
+    r->status = status;
+    r->ctype = "text/plain; charset=utf-8";
+}
+
+void web_redirect(struct web_req *r, const char *location)
+{
+    web_resp_header(r, "Location", "%s", location);
+    web_text(r, 303, "See other\n");
+}
+
+void web_json(struct web_req *r, unsigned status, cJSON *obj)
+{
+    char *s = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (!s)
+        cm_oom(0);
+    cm_buf_free(&r->out);
+    cm_buf_puts(&r->out, s);
+    cm_buf_puts(&r->out, "\n");
+    cJSON_free(s);
+    r->status = status;
+    r->ctype = "application/json";
+}
+
+void web_json_error(struct web_req *r, unsigned status, const char *code, const char *message)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "error", code);
+    cJSON_AddStringToObject(o, "message", message);
+    web_json(r, status, o);
+}
+
+/* The client address for log lines: the peer, or X-Real-IP from nginx when TRUST_PROXY=1
+ * (only then: otherwise any client could write what it likes into our logs). */
+static void client_ip(struct web_req *r)
+{
+    if (web_cfg.trust_proxy) {
+        const char *x = web_req_header(r, "X-Real-IP");
+        unsigned char tmp[16];
+        if (x && (inet_pton(AF_INET, x, tmp) == 1 || inet_pton(AF_INET6, x, tmp) == 1)) {
+            snprintf(r->ip, sizeof r->ip, "%s", x);
+            return;
+        }
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    snprintf(r->ip, sizeof r->ip, "?");
+    if (ci && ci->client_addr) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, r->ip,
+                      sizeof r->ip);
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, r->ip,
+                      sizeof r->ip);
+    }
+}
+
+static enum MHD_Result send_response(struct web_req *r)
+{
+    struct MHD_Response *resp;
+    if (r->fd >= 0) {
+        resp = MHD_create_response_from_fd64(r->fd_size, r->fd);
+        r->fd = -1; /* MHD closes it */
+    } else {
+        size_t len = 0;
+        char *body = cm_buf_take(&r->out, &len);
+        resp = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+    }
+    if (!resp)
+        return MHD_NO;
+    MHD_add_response_header(resp, "Content-Type", r->ctype ? r->ctype : "text/plain");
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+    MHD_add_response_header(resp, "Referrer-Policy", "same-origin");
+    MHD_add_response_header(resp, "Content-Security-Policy", WEB_CSP);
+    MHD_add_response_header(resp, "Cache-Control",
+                            r->cacheable ? "public, max-age=300" : "no-store");
+    for (size_t i = 0; i < r->nhdr; i++)
+        MHD_add_response_header(resp, r->hdr[i].name, r->hdr[i].value);
+    enum MHD_Result ret = MHD_queue_response(r->conn, r->status, resp);
+    MHD_destroy_response(resp);
+    return ret;
+}
+
+static bool body_allowed(const char *method)
+{
+    return strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0 ||
+           strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **con_cls)
+{
+    (void)cls;
+    (void)version;
+    struct web_req *r = *con_cls;
+    if (!r) {
+        r = cm_xcalloc(1, sizeof *r);
+        r->conn = conn;
+        r->method = method;
+        r->path = url;
+        r->is_head = strcmp(method, "HEAD") == 0;
+        r->fd = -1;
+        r->start_ms = cm_mono_ms();
+        cm_buf_init(&r->body);
+        cm_buf_init(&r->out);
+        client_ip(r);
+        *con_cls = r;
+        /* A declared length over the limit is refused before reading any of it. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (*end != '\0' || n > (unsigned long long)web_cfg.max_body) {
+                r->too_large = true;
+                web_text(r, 413, "Request body too large\n");
+                return send_response(r);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_size > 0) {
+        /* Chunked bodies have no declared length: count as they come and stop storing (but
+         * keep reading, so the 413 reaches the client) once over the limit. */
+        if (!r->too_large) {
+            if (r->body.len + *upload_size > (size_t)web_cfg.max_body) {
+                r->too_large = true;
+                cm_buf_free(&r->body);
+                cm_buf_init(&r->body);
+            } else {
+                cm_buf_append(&r->body, upload_data, *upload_size);
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->too_large) {
+        web_text(r, 413, "Request body too large\n");
+    } else if (r->body.len > 0 && !body_allowed(method)) {
+        web_text(r, 400, "Unexpected request body\n");
+    } else {
+        web_route(r);
+    }
+    if (r->status == 0)
+        web_text(r, 500, "Internal error\n");
+    /* Done with the database before the bytes go out: the connection serves others. */
+    web_db_release(r);
+    return send_response(r);
+}
+
+/* Copies the path for a log line with anything but printable ASCII as \xHH (no log
+ * injection through %0a in a URL), truncated to WEB_LOG_PATH_MAX. */
+static void log_safe(const char *s, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; s && s[i] && o + 5 < cap && i < WEB_LOG_PATH_MAX; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c < 0x7f && c != '\\')
+            out[o++] = (char)c;
+        else
+            o += (size_t)snprintf(out + o, cap - o, "\\x%02x", c);
+    }
+    out[o] = '\0';
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    struct web_req *r = *con_cls;
+    if (!r)
+        return;
+    char path[WEB_LOG_PATH_MAX * 4 + 8];
+    log_safe(r->path, path, sizeof path);
+    /* Never the query string, cookies or bodies: they may carry secrets. */
+    cm_info("%s %s %s %u %lldms%s", r->ip, r->method, path, r->status,
+            (long long)(cm_mono_ms() - r->start_ms),
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (aborted)");
+    web_db_release(r);
+    if (r->fd >= 0)
+        close(r->fd);
+    for (size_t i = 0; i < r->nhdr; i++)
+        free(r->hdr[i].value);
+    cm_buf_free(&r->body);
+    cm_buf_free(&r->out);
+    free(r);
+    *con_cls = NULL;
+}
+
+static void on_panic(void *cls, const char *file, unsigned int line, const char *reason)
+{
+    (void)cls;
+    cm_error("libmicrohttpd panic at %s:%u: %s", file ? file : "?", line, reason ? reason : "");
+    abort();
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char msg[512];
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n')
+        msg[--n] = '\0';
+    cm_warn("libmicrohttpd: %s", msg);
+}
+
+int web_http_start(void)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons((uint16_t)web_cfg.port);
+    if (inet_pton(AF_INET, web_cfg.listen_addr, &sa.sin_addr) != 1) {
+        cm_error("WEB_LISTEN_ADDR: '%s' is not an IPv4 address", web_cfg.listen_addr);
+        return -1;
+    }
+    MHD_set_panic_func(on_panic, NULL);
+    unsigned int flags = MHD_USE_ERROR_LOG | MHD_USE_INTERNAL_POLLING_THREAD;
+    struct MHD_OptionItem ops[12];
+    size_t k = 0;
+    if (web_cfg.threads == 0) {
+        flags |= MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL;
+    } else {
+        flags |= MHD_USE_EPOLL;
+        ops[k++] =
+            (struct MHD_OptionItem){MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)web_cfg.threads, NULL};
+    }
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &sa};
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT,
+                                       (intptr_t)web_cfg.max_connections, NULL};
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT,
+                                       (intptr_t)web_cfg.conn_timeout, NULL};
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                       (intptr_t)web_cfg.conn_memory, NULL};
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL};
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 511, NULL};
+    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    daemon_ = MHD_start_daemon(flags, (uint16_t)web_cfg.port, NULL, NULL, on_request, NULL,
+                               MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+    if (!daemon_) {
+        cm_error("cannot listen on %s:%lld", web_cfg.listen_addr, web_cfg.port);
+        return -1;
+    }
+    cm_info("listening on http://%s:%lld (%s)", web_cfg.listen_addr, web_cfg.port,
+            web_cfg.threads == 0 ? "thread per connection" : "epoll thread pool");
+    return 0;
+}
+
+void web_http_stop(void)
+{
+    if (daemon_)
+        MHD_stop_daemon(daemon_);
+    daemon_ = NULL;
+}

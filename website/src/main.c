@@ -1,0 +1,68 @@
+/* parley-website: configuration, start-up, signal handling, orderly shutdown. */
+#include "cm_log.h"
+#include "config.h"
+#include "db.h"
+#include "http.h"
+#include "password.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+}
+
+int main(void)
+{
+    char err[512];
+    cm_log_init("website", CM_LOG_INFO);
+    if (web_config_load(err, sizeof err) < 0) {
+        cm_error("configuration: %s", err);
+        web_config_free();
+        return 2;
+    }
+    cm_log_set_level((enum cm_log_level)cm_log_level_parse(web_cfg.log_level));
+    web_config_log();
+
+    int rc = 1;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    if (web_password_init() < 0)
+        goto out_cfg;
+    web_db_init();
+    if (!web_db_wait_ready(&stop_signal) && !stop_signal)
+        cm_warn("database not ready after %lld s: serving 503 until it answers",
+                web_cfg.db_start_wait);
+    /* Block the stop signals in every thread but this one (MHD's threads inherit the mask),
+     * then wait for one; a signal that came during start-up is already in stop_signal. */
+    sigset_t stopset, old;
+    sigemptyset(&stopset);
+    sigaddset(&stopset, SIGTERM);
+    sigaddset(&stopset, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stopset, &old);
+    if (!stop_signal && web_http_start() < 0)
+        goto out_db;
+
+    while (!stop_signal)
+        sigsuspend(&old);
+    cm_info("signal %d: shutting down", (int)stop_signal);
+    rc = 0;
+    web_http_stop();
+out_db:
+    web_db_shutdown();
+    web_password_shutdown();
+out_cfg:
+    web_config_free();
+    return rc;
+}

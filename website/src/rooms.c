@@ -1,0 +1,268 @@
+/* Rooms: list with search, create, the chat page shell, delete. */
+#include "rooms.h"
+
+#include "cm_log.h"
+#include "db.h"
+#include "page.h"
+#include "router.h"
+#include "session.h"
+#include "validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *web_like_escape(const char *s, size_t len)
+{
+    struct cm_buf b;
+    cm_buf_init(&b);
+    cm_buf_reserve(&b, 2 * len + 1);
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '\\' || s[i] == '%' || s[i] == '_')
+            cm_buf_append(&b, "\\", 1);
+        cm_buf_append(&b, &s[i], 1);
+    }
+    if (!b.data)
+        cm_buf_append(&b, "", 0);
+    return cm_buf_take(&b, NULL);
+}
+
+struct room_form {
+    const char *name, *title, *description;
+    size_t name_len, title_len, description_len;
+    const char *err_name, *err_title, *err_description;
+};
+
+static void rooms_page(struct web_req *r, unsigned status, const struct room_form *fm)
+{
+    const char *q = web_req_arg(r, "q");
+    if (!q)
+        q = "";
+    size_t ql = strlen(q);
+    if (!web_text_clean(q, ql, 0) || cm_utf8_count(q, ql) > WEB_SEARCH_MAX) {
+        web_page_error(r, 400,
+                       "The search text is too long or contains characters that are "
+                       "not allowed.");
+        return;
+    }
+    char *pat = web_like_escape(q, ql);
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", WEB_ROOMS_LIST_MAX);
+    const char *p[2] = {pat, limit};
+    PGresult *res;
+    enum web_db_rc rc =
+        web_db_query(r, &res,
+                     "SELECT r.name, r.title, r.description, u.name, r.owner_id FROM rooms r "
+                     "JOIN users u ON u.id = r.owner_id "
+                     "WHERE $1 = '' OR r.name ILIKE '%' || $1 || '%' ESCAPE '\\' "
+                     "OR r.title ILIKE '%' || $1 || '%' ESCAPE '\\' "
+                     "OR r.description ILIKE '%' || $1 || '%' ESCAPE '\\' "
+                     "ORDER BY r.name LIMIT $2::int",
+                     2, p);
+    free(pat);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return;
+    }
+    /* The csrf token for the per-room delete forms. */
+    const char *csrf = r->sess.csrf;
+    struct cm_buf items, actions;
+    cm_buf_init(&items);
+    int trc = 0;
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++) {
+        cm_buf_init(&actions);
+        long long owner = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        if (owner == r->sess.user.id || r->sess.user.is_admin) {
+            struct web_var dv[] = {WEB_VAR("name", PQgetvalue(res, i, 0)), WEB_VAR("csrf", csrf)};
+            trc |= web_tpl_render(&actions, "room_delete_form.html", dv, 2);
+        }
+        struct web_var iv[] = {
+            WEB_VAR("name", PQgetvalue(res, i, 0)),
+            WEB_VAR("title", PQgetvalue(res, i, 1)),
+            WEB_VAR("description", PQgetvalue(res, i, 2)),
+            WEB_VAR("owner", PQgetvalue(res, i, 3)),
+            WEB_RAW("actions", actions.data),
+        };
+        trc |= web_tpl_render(&items, "room_item.html", iv, 5);
+        cm_buf_free(&actions);
+    }
+    if (n == 0)
+        trc |= web_tpl_render(&items, q[0] ? "rooms_none_found.html" : "rooms_none.html", NULL, 0);
+    PQclear(res);
+    char count[32];
+    snprintf(count, sizeof count, "%d", n);
+    struct room_form empty = {"", "", "", 0, 0, 0, NULL, NULL, NULL};
+    if (!fm)
+        fm = &empty;
+    struct web_var v[] = {
+        WEB_VAR("q", q),
+        WEB_VAR("count", count),
+        WEB_RAW("rooms", items.data),
+        WEB_VARN("name", fm->name, fm->name_len),
+        WEB_VARN("title", fm->title, fm->title_len),
+        WEB_VARN("description", fm->description, fm->description_len),
+        WEB_VAR("err_name", fm->err_name),
+        WEB_VAR("err_title", fm->err_title),
+        WEB_VAR("err_description", fm->err_description),
+    };
+    if (trc != 0)
+        web_text(r, 500, "Internal error\n");
+    else
+        web_page(r, status, "Rooms", NULL, "rooms.html", v, 9);
+    cm_buf_free(&items);
+}
+
+void web_h_rooms_get(struct web_req *r)
+{
+    if (!web_page_user(r))
+        return;
+    rooms_page(r, 200, NULL);
+}
+
+void web_h_rooms_post(struct web_req *r)
+{
+    struct web_form f;
+    if (!web_page_form(r, &f))
+        return;
+    if (!r->has_sess) {
+        web_redirect(r, "/login");
+        goto out;
+    }
+    if (r->sess.user.banned) {
+        web_page_error(r, 403, "This account is banned.");
+        goto out;
+    }
+    struct room_form fm = {0};
+    fm.name = web_form_get(&f, "name", &fm.name_len);
+    fm.title = web_form_get(&f, "title", &fm.title_len);
+    fm.description = web_form_get(&f, "description", &fm.description_len);
+    if (!fm.name)
+        fm.name = "";
+    if (!fm.title)
+        fm.title = "";
+    if (!fm.description)
+        fm.description = "";
+    web_trim(&fm.name, &fm.name_len);
+    web_trim(&fm.title, &fm.title_len);
+    web_trim(&fm.description, &fm.description_len);
+    fm.err_name = web_valid_room_name(fm.name, fm.name_len);
+    fm.err_title = web_valid_title(fm.title, fm.title_len);
+    fm.err_description = web_valid_description(fm.description, fm.description_len);
+    if (fm.err_name || fm.err_title || fm.err_description) {
+        rooms_page(r, 400, &fm);
+        goto out;
+    }
+    /* Trimmed values are not NUL-terminated where they end: copy them for libpq. */
+    char *name = cm_xstrndup(fm.name, fm.name_len);
+    char *title = cm_xstrndup(fm.title, fm.title_len);
+    char *desc = cm_xstrndup(fm.description, fm.description_len);
+    char owner[24];
+    snprintf(owner, sizeof owner, "%lld", r->sess.user.id);
+    const char *p[4] = {name, title, desc, owner};
+    enum web_db_rc rc = web_db_query(
+        r, NULL, "INSERT INTO rooms (name, title, description, owner_id) VALUES ($1, $2, $3, $4)",
+        4, p);
+    if (rc == WEB_DB_CONFLICT) {
+        fm.err_name = "A room with this name already exists.";
+        rooms_page(r, 409, &fm);
+    } else if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+    } else {
+        cm_info("user %lld created room %s", r->sess.user.id, name);
+        char loc[64];
+        snprintf(loc, sizeof loc, "/rooms/%s", name);
+        web_redirect(r, loc);
+    }
+    free(name);
+    free(title);
+    free(desc);
+out:
+    web_form_free(&f);
+}
+
+void web_h_room_get(struct web_req *r)
+{
+    char name[CM_ROOM_MAX + 1];
+    if (!cm_room_name_valid(r->param, r->param_len)) {
+        web_page_error(r, 404, "There is no room with this name.");
+        return;
+    }
+    memcpy(name, r->param, r->param_len);
+    name[r->param_len] = '\0';
+    if (!web_page_user(r))
+        return;
+    const char *p[1] = {name};
+    PGresult *res;
+    enum web_db_rc rc = web_db_query(r, &res, "SELECT title FROM rooms WHERE name = $1", 1, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        web_page_error(r, 404, "There is no room with this name.");
+        return;
+    }
+    struct web_var v[] = {
+        WEB_VAR("room", name),
+        WEB_VAR("room_title", PQgetvalue(res, 0, 0)),
+        WEB_VAR("user_email", r->sess.user.email),
+        WEB_VAR("user_name", r->sess.user.name),
+    };
+    web_page(r, 200, PQgetvalue(res, 0, 0), "room_head.html", "room.html", v, 4);
+    PQclear(res);
+}
+
+void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
+{
+    struct web_form f;
+    if (!web_page_form(r, &f))
+        return;
+    web_form_free(&f);
+    if (!r->has_sess) {
+        web_redirect(r, "/login");
+        return;
+    }
+    if (r->sess.user.banned || (admin_only && !r->sess.user.is_admin)) {
+        web_page_error(r, 403, "You may not do that.");
+        return;
+    }
+    char name[CM_ROOM_MAX + 1];
+    if (!cm_room_name_valid(r->param, r->param_len)) {
+        web_page_error(r, 404, "There is no room with this name.");
+        return;
+    }
+    memcpy(name, r->param, r->param_len);
+    name[r->param_len] = '\0';
+    const char *p[1] = {name};
+    PGresult *res;
+    enum web_db_rc rc = web_db_query(r, &res, "SELECT owner_id FROM rooms WHERE name = $1", 1, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        web_page_error(r, 404, "There is no room with this name.");
+        return;
+    }
+    long long owner = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (owner != r->sess.user.id && !r->sess.user.is_admin) {
+        web_page_error(r, 403, "Only the room's owner or an admin can delete it.");
+        return;
+    }
+    rc = web_db_query(r, NULL, "DELETE FROM rooms WHERE name = $1", 1, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return;
+    }
+    cm_info("user %lld deleted room %s", r->sess.user.id, name);
+    web_redirect(r, back);
+}
+
+void web_h_room_delete_post(struct web_req *r)
+{
+    web_rooms_delete(r, false, "/rooms");
+}

@@ -1,0 +1,108 @@
+#include "session.h"
+
+#include "cm_log.h"
+#include "config.h"
+#include "cookie.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <string.h>
+
+/* The sid as sent: 43 base64url characters. Anything else is not ours: ignore it. */
+static bool sid_decode(const char *v, size_t len, unsigned char raw[32])
+{
+    if (len != WEB_SID_LEN)
+        return false;
+    return cm_base64url_decode(v, len, raw, 32) == 32;
+}
+
+static void set_cookie(struct web_req *r, const char *value, long long max_age)
+{
+    web_resp_header(r, "Set-Cookie", "%s=%s; Path=/; Max-Age=%lld; HttpOnly; SameSite=Lax%s",
+                    WEB_SID_COOKIE, value, max_age, web_cfg.cookie_secure ? "; Secure" : "");
+}
+
+enum web_db_rc web_session_load(struct web_req *r)
+{
+    if (r->sess_loaded)
+        return WEB_DB_OK;
+    const char *h = web_req_header(r, "Cookie");
+    size_t vlen;
+    const char *v = h ? web_cookie_find(h, strlen(h), WEB_SID_COOKIE, &vlen) : NULL;
+    unsigned char raw[32];
+    if (!v || !sid_decode(v, vlen, raw)) {
+        r->sess_loaded = true;
+        return WEB_DB_OK;
+    }
+    crypto_hash_sha256(r->sess.id_hash, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    char hex[2 * 32 + 3] = "\\x";
+    cm_hex_encode(r->sess.id_hash, 32, hex + 2);
+    const char *p[1] = {hex};
+    PGresult *res;
+    enum web_db_rc rc = web_db_query(
+        r, &res,
+        "SELECT u.id, u.email, u.name, u.is_admin, u.banned_at IS NOT NULL, s.csrf_token "
+        "FROM sessions s JOIN users u ON u.id = s.user_id "
+        "WHERE s.id = $1::bytea AND s.expires_at > now()",
+        1, p);
+    if (rc != WEB_DB_OK)
+        return rc;
+    r->sess_loaded = true;
+    if (PQntuples(res) == 1) {
+        struct web_user *u = &r->sess.user;
+        u->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        snprintf(u->email, sizeof u->email, "%s", PQgetvalue(res, 0, 1));
+        snprintf(u->name, sizeof u->name, "%s", PQgetvalue(res, 0, 2));
+        u->is_admin = PQgetvalue(res, 0, 3)[0] == 't';
+        u->banned = PQgetvalue(res, 0, 4)[0] == 't';
+        snprintf(r->sess.csrf, sizeof r->sess.csrf, "%s", PQgetvalue(res, 0, 5));
+        r->has_sess = true;
+    }
+    PQclear(res);
+    return WEB_DB_OK;
+}
+
+enum web_db_rc web_session_create(struct web_req *r, long long user_id)
+{
+    unsigned char raw[32], csrf_raw[32], hash[32];
+    char sid[WEB_SID_LEN + 1], csrf[WEB_CSRF_LEN + 1], hex[2 * 32 + 3] = "\\x";
+    char uid[24], ttl[24];
+    cm_random_bytes(raw, sizeof raw);
+    cm_random_bytes(csrf_raw, sizeof csrf_raw);
+    sodium_bin2base64(sid, sizeof sid, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    cm_hex_encode(csrf_raw, sizeof csrf_raw, csrf);
+    crypto_hash_sha256(hash, raw, sizeof raw);
+    sodium_memzero(raw, sizeof raw);
+    cm_hex_encode(hash, 32, hex + 2);
+    snprintf(uid, sizeof uid, "%lld", user_id);
+    snprintf(ttl, sizeof ttl, "%lld", web_cfg.session_ttl);
+    /* Expired sessions of anyone are swept here, where a session is made anyway; the
+     * expires_at index keeps this cheap. */
+    web_db_query(r, NULL, "DELETE FROM sessions WHERE expires_at < now()", 0, NULL);
+    const char *p[4] = {hex, uid, csrf, ttl};
+    enum web_db_rc rc =
+        web_db_query(r, NULL,
+                     "INSERT INTO sessions (id, user_id, csrf_token, expires_at) "
+                     "VALUES ($1::bytea, $2, $3, now() + make_interval(secs => $4::int))",
+                     4, p);
+    if (rc == WEB_DB_OK)
+        set_cookie(r, sid, web_cfg.session_ttl);
+    sodium_memzero(sid, sizeof sid);
+    return rc;
+}
+
+enum web_db_rc web_session_destroy(struct web_req *r, bool expire_cookie)
+{
+    enum web_db_rc rc = WEB_DB_OK;
+    if (r->has_sess) {
+        char hex[2 * 32 + 3] = "\\x";
+        cm_hex_encode(r->sess.id_hash, 32, hex + 2);
+        const char *p[1] = {hex};
+        rc = web_db_query(r, NULL, "DELETE FROM sessions WHERE id = $1::bytea", 1, p);
+        r->has_sess = false;
+    }
+    if (expire_cookie)
+        set_cookie(r, "", 0);
+    return rc;
+}
