@@ -58,12 +58,14 @@ function runNative(extraEnv = {}) {
     if (child.exitCode !== null) throw new Error(`run-native exited: ${child.exitCode}\n${r.out}`);
     return r.out.includes('Parley is running at');
   }, 'run-native to print its URL').catch((e) => { throw new Error(`${e.message}\n${r.out}`); });
+  r.ready.catch(() => {}); // awaited by the tests that expect a start; not by the others
   running.add(r);
   return r;
 }
 
 const url = `http://127.0.0.1:${ports.PUBLIC_PORT}`;
 let adminPassword;
+let first;
 
 test('first start: brings everything up, prints the URL and the admin credentials', { timeout: 240000 }, async () => {
   const r = runNative();
@@ -82,7 +84,7 @@ test('first start: brings everything up, prints the URL and the admin credential
   const li = await admin.login('admin@example.com', adminPassword);
   assert.equal(li.status, 303, li.text.slice(0, 300));
   assert.equal((await admin.get('/admin')).status, 200);
-  await happyPath(url);
+  first = await happyPath(url);
   // nginx logs go to the terminal with the rest (the /ws lines included).
   await eventually(() => /nginx {3}\| .*"GET \/ws HTTP\/1\.1" 101 /.test(r.out), 'a /ws log line');
   assert.ok(!r.out.includes('access_token'), 'no token in the logs');
@@ -97,14 +99,15 @@ test('first start: brings everything up, prints the URL and the admin credential
 });
 
 test('second start reuses the state: same admin password, data kept; SIGTERM stops it', { timeout: 240000 }, async () => {
-  assert.ok(adminPassword, 'first start ran');
+  assert.ok(adminPassword && first, 'first start ran');
   const r = runNative();
   await r.ready;
   assert.ok(!r.out.includes(adminPassword), 'the password is not printed again');
   const admin = new WebClient(url);
   assert.equal((await admin.login('admin@example.com', adminPassword)).status, 303);
-  const rooms = await admin.get('/rooms');
-  assert.match(rooms.text, /room-[0-9a-f]{8}/, 'the room made in the first run is still there');
+  assert.equal((await admin.get(`/rooms/${first.room}`)).status, 200, 'the room made in the first run is still there');
+  const ann = new WebClient(url);
+  assert.equal((await ann.login(first.ann.email, first.ann.password)).status, 303, 'and its users');
   // A plain SIGTERM to the script alone (as a service manager would send) also stops all.
   r.child.kill('SIGTERM');
   const t = setTimeout(() => r.stop('SIGKILL'), WAIT_MS * 3);
