@@ -21,8 +21,8 @@
   const AT_BOTTOM_PX = 48;           // "at the bottom" tolerance for auto-scroll
   const GROUP_GAP_MS = 5 * 60 * 1000; // consecutive messages of one author within this are grouped
   const MAX_RENDERED = 2000;         // oldest messages are dropped from the page beyond this
-  const FLUSH_BURST = 5;             // queued messages sent at once on reconnect...
-  const FLUSH_INTERVAL_MS = 1000;    // ...then this many per second (server allows 5/s)
+  const SEND_PER_SEC = 4;            // messages sent per second at most, after a burst of
+  const SEND_BURST = 10;             // ...this many (the server allows 5/s, bursts of 20)
 
   const root = document.getElementById('chat');
   if (!root || !root.dataset.room) return;
@@ -166,6 +166,8 @@
   let retryAt = 0;
   let openTimer = null;
   let flushTimer = null;
+  let bucket = SEND_BURST;  // client-side send tokens (see takeSendToken)
+  let bucketAt = Date.now();
   let stopped = false;      // logged out, banned, room gone: no more reconnects
   let everOnline = false;
   let lastTypingSent = 0;
@@ -499,7 +501,7 @@
   function errorText(code, message) {
     switch (code) {
       case 'too_long':
-        return 'That message is too long: the limit is ' + MAX_TEXT + ' characters.';
+        return 'That message is too long for the server. Shorten it, then send again.';
       case 'rate_limited':
         return 'You are sending messages too fast. Wait a moment, then send again.';
       case 'bad_request':
@@ -509,42 +511,57 @@
     }
   }
 
-  // An error frame names no message unless it carries client_id (the server may add it).
-  // Otherwise it is taken to answer the oldest message not yet echoed: frames of one
-  // connection are answered in order, and this page sends nothing else that can fail except
-  // the rare typing signal. That message's bubble goes away and its text goes back into the
-  // box. Should its echo arrive after all (the error was about something else), the message
-  // is shown and the restored text is taken out of the box again, so it is not sent twice.
+  // Which message did an error frame refuse? The server answers the frames of one connection
+  // in order, but sends its errors ahead of the room's broadcasts, so an error can overtake
+  // the echo of an earlier message that was accepted, and errors carry no client_id (a rate
+  // limit refuses frames before reading them). So: an error refuses the oldest message not
+  // yet echoed; its bubble goes and its text goes back into the box. If that message's echo
+  // comes after all, the error was about a later message (or a typing signal): the message
+  // is shown, its text taken out of the box again, and the error passed on to the next
+  // message still waiting. Nothing is lost, shown twice, or left "sending" for ever.
   function onError(f) {
     const code = typeof f.code === 'string' ? f.code : '';
     const message = typeof f.message === 'string' ? f.message : '';
-    let cid = typeof f.client_id === 'string' && pending.has(f.client_id) ? f.client_id : null;
+    const named = typeof f.client_id === 'string' && pending.has(f.client_id) ? f.client_id : null;
+    refuse(named);
+    showError(errorText(code, message));
+  }
+
+  // Refuses message `cid`, or the oldest sent and not yet echoed one. Returns false if none.
+  function refuse(cid) {
     if (!cid) {
       for (const [k, p] of pending) {
         if (p.sent) { cid = k; break; }
       }
     }
-    if (cid) {
-      const p = pending.get(cid);
-      pending.delete(cid);
-      if (p.li) removeMessageLi(p.li);
-      const cur = input.value;
-      input.value = cur.trim() ? p.text + '\n' + cur : p.text;
-      restored.set(cid, p.text);
-      updateCounter();
-    }
-    showError(errorText(code, message));
+    if (!cid) return false;
+    const p = pending.get(cid);
+    pending.delete(cid);
+    if (p.li) removeMessageLi(p.li);
+    // Appended, so several refused messages come back in the order they were written.
+    const cur = input.value;
+    input.value = cur.trim() ? cur + '\n' + p.text : p.text;
+    restored.set(cid, p.text);
+    updateCounter();
+    return true;
   }
 
-  function unrestore(cid) {
+  // The echo of a message we had taken as refused arrived: undo the refusal.
+  function unrefuse(cid) {
     const text = restored.get(cid);
     restored.delete(cid);
     const cur = input.value;
-    if (cur === text) input.value = '';
-    else if (cur.startsWith(text + '\n')) input.value = cur.slice(text.length + 1);
-    else return;
-    clearError();
-    updateCounter();
+    // the restored text as a whole block of lines: alone, first, last, or in the middle
+    let next = null;
+    if (cur === text) next = '';
+    else if (cur.startsWith(text + '\n')) next = cur.slice(text.length + 1);
+    else if (cur.endsWith('\n' + text)) next = cur.slice(0, cur.length - text.length - 1);
+    else if (cur.includes('\n' + text + '\n')) next = cur.replace('\n' + text + '\n', '\n');
+    if (next !== null) {
+      input.value = next;
+      updateCounter();
+    }
+    if (!refuse(null) && next === '') clearError();
   }
 
   function showError(text) {
@@ -637,7 +654,7 @@
     const cid = typeof f.client_id === 'string' ? f.client_id : '';
     stopTyping(u.email.toLowerCase());
     const m = { id, clientId: cid, email: u.email, name: u.name, text: f.text, ts: f.ts };
-    if (cid && restored.has(cid)) unrestore(cid);
+    if (cid && restored.has(cid)) unrefuse(cid);
     const p = cid ? pending.get(cid) : null;
     if (p) {
       // Our own message came back: the server's order is the truth, so it moves to the end.
@@ -687,20 +704,29 @@
     return true;
   }
 
-  // Sends what waited for the connection, oldest first, a few at once and the rest paced, so
-  // a long queue does not run into the server's flood limit.
+  // Client-side token bucket, below the server's flood limit, so sending fast queues
+  // messages here (shown as "waiting") instead of having the server refuse them.
+  function takeSendToken() {
+    const now = Date.now();
+    bucket = Math.min(SEND_BURST, bucket + ((now - bucketAt) / 1000) * SEND_PER_SEC);
+    bucketAt = now;
+    if (bucket < 1) return false;
+    bucket -= 1;
+    return true;
+  }
+
+  // Sends what waits in the outbox, oldest first, as fast as the bucket allows.
   function flushOutbox() {
     clearTimeout(flushTimer);
-    let n = 0;
+    flushTimer = null;
     while (outbox.length && wsOpen()) {
-      if (n === FLUSH_BURST) {
-        flushTimer = setTimeout(flushOutbox, FLUSH_INTERVAL_MS);
-        return;
-      }
       const cid = outbox[0];
       if (pending.has(cid)) {
+        if (!takeSendToken()) {
+          flushTimer = setTimeout(flushOutbox, Math.ceil(1000 / SEND_PER_SEC));
+          return;
+        }
         if (!transmit(cid)) break;
-        n++;
       }
       outbox.shift();
     }
@@ -710,7 +736,7 @@
     const text = input.value.trim();
     if (!text || stopped) return;
     if (codePoints(text) > MAX_TEXT) {
-      showError(errorText('too_long'));
+      showError('That message is too long: the limit is ' + MAX_TEXT + ' characters.');
       return;
     }
     clearError();
@@ -719,10 +745,9 @@
     const p = { text, li, sent: false };
     pending.set(cid, p);
     append(li, true);
-    if (outbox.length || !transmit(cid)) {
-      outbox.push(cid);
-      markPending(p, true);
-    }
+    outbox.push(cid);
+    markPending(p, true);
+    flushOutbox();
     input.value = '';
     lastTypingSent = 0;
     updateCounter();
