@@ -298,11 +298,11 @@ int web_http_start(void)
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_MEMORY_LIMIT,
                                        (intptr_t)web_cfg.conn_memory, NULL};
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, NULL};
-    ops[k++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, NULL};
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_BACKLOG_SIZE, 511, NULL};
     ops[k++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     daemon_ = MHD_start_daemon(flags, (uint16_t)web_cfg.port, NULL, NULL, on_request, NULL,
-                               MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+                               MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_ARRAY, ops,
+                               MHD_OPTION_END);
     if (!daemon_) {
         cm_error("cannot listen on %s:%lld", web_cfg.listen_addr, web_cfg.port);
         return -1;

@@ -22,8 +22,7 @@ char *web_like_escape(const char *s, size_t len)
             cm_buf_append(&b, "\\", 1);
         cm_buf_append(&b, &s[i], 1);
     }
-    if (!b.data)
-        cm_buf_append(&b, "", 0);
+    cm_buf_append(&b, "", 0); /* NUL-terminates even when s is empty */
     return cm_buf_take(&b, NULL);
 }
 
