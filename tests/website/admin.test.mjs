@@ -1,0 +1,139 @@
+// The admin page and actions: first admin from ADMIN_EMAIL, ban/unban/promote/delete-room,
+// non-admins refused; what a ban does to sessions, logins and chat tokens.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startSite, newUser, uniq } from './helpers.mjs';
+
+let site, admin;
+before(async () => {
+  site = await startSite();
+  admin = site.client();
+  const r = await admin.login(site.admin.email, site.admin.password);
+  assert.equal(r.status, 303, 'the first admin from ADMIN_EMAIL/ADMIN_PASSWORD can log in');
+});
+after(async () => {
+  const r = await site?.stop();
+  assert.deepEqual(r, { code: 0, signal: null }, site?.web.stderr.slice(-3000));
+});
+
+const idOf = (email) => site.pg.psql(`SELECT id FROM users WHERE email = '${email}'`);
+
+test('the admin sees the Admin link and page with users and rooms', async () => {
+  const u = await newUser(site, 'listed');
+  const room = `adm-${uniq()}`;
+  await u.client.createRoom(room, 'Listed room');
+  const rooms = await admin.get('/rooms');
+  assert.match(rooms.text, /<a href="\/admin">Admin<\/a>/);
+  const r = await admin.get('/admin');
+  assert.equal(r.status, 200);
+  assert.match(r.text, new RegExp(`<td>${u.email.replace(/[.+]/g, '\\$&')}</td>`));
+  assert.match(r.text, new RegExp(`action="/admin/users/${idOf(u.email)}/ban"`));
+  assert.match(r.text, new RegExp(`action="/admin/rooms/${room}/delete"`));
+  // no ban button for oneself
+  assert.doesNotMatch(r.text, new RegExp(`action="/admin/users/${idOf(site.admin.email)}/ban"`));
+});
+
+test('a non-admin gets 403 for the page and every action, and nothing changes', async () => {
+  const u = await newUser(site, 'plain');
+  const victim = await newUser(site, 'victim');
+  const room = `keep-${uniq()}`;
+  await victim.client.createRoom(room, 'Keep me');
+  const rooms = await u.client.get('/rooms');
+  assert.doesNotMatch(rooms.text, /href="\/admin"/);
+  assert.equal((await u.client.get('/admin')).status, 403);
+  const vid = idOf(victim.email);
+  for (const p of [`/admin/users/${vid}/ban`, `/admin/users/${vid}/unban`,
+    `/admin/users/${idOf(u.email)}/promote`, `/admin/rooms/${room}/delete`]) {
+    const r = await u.client.postForm(p, {});
+    assert.equal(r.status, 403, p);
+  }
+  assert.equal(site.pg.psql(`SELECT banned_at IS NULL FROM users WHERE id = ${vid}`), 't');
+  assert.equal(site.pg.psql(`SELECT is_admin FROM users WHERE email = '${u.email}'`), 'f');
+  assert.equal(site.pg.psql(`SELECT count(*) FROM rooms WHERE name = '${room}'`), '1');
+  // logged out: sent to /login
+  const anon = site.client();
+  assert.equal((await anon.get('/admin')).status, 303);
+});
+
+test('ban: sessions end at once, login is refused (403), no chat token; unban restores login', async () => {
+  const u = await newUser(site, 'banme');
+  const room = `ban-${uniq()}`;
+  await u.client.createRoom(room, 'Ban room');
+  assert.equal((await u.client.chatToken(room)).status, 200);
+  const id = idOf(u.email);
+  await admin.get('/admin');
+  let r = await admin.postForm(`/admin/users/${id}/ban`, {});
+  assert.equal(r.status, 303);
+  assert.equal(r.location, '/admin');
+  assert.equal(site.pg.psql(`SELECT count(*) FROM sessions WHERE user_id = ${id}`), '0');
+  // the banned user's open browser is logged out
+  r = await u.client.get('/rooms');
+  assert.equal(r.status, 303);
+  assert.equal(r.location, '/login');
+  assert.equal((await u.client.chatToken(room)).status, 401);
+  // and cannot log in again
+  const again = site.client();
+  r = await again.login(u.email, u.password);
+  assert.equal(r.status, 403);
+  assert.match(r.text, /banned/);
+  assert.ok(!again.cookies.has('sid'));
+  // a wrong password for a banned account is just a wrong login (no account probing)
+  r = await site.client().login(u.email, 'not the password');
+  assert.equal(r.status, 401);
+  const page = await admin.get('/admin');
+  assert.match(page.text, new RegExp(`action="/admin/users/${id}/unban"`));
+  r = await admin.postForm(`/admin/users/${id}/unban`, {});
+  assert.equal(r.status, 303);
+  r = await site.client().login(u.email, u.password);
+  assert.equal(r.status, 303);
+});
+
+test('a user banned while holding a session (ban from elsewhere) gets 403 for tokens and pages', async () => {
+  const u = await newUser(site, 'race');
+  const room = `race-${uniq()}`;
+  await u.client.createRoom(room, 'Race');
+  await u.client.get('/rooms');
+  // e.g. another replica banned them and this session row survived the race
+  site.pg.psql(`UPDATE users SET banned_at = now() WHERE email = '${u.email}'`);
+  const t = await u.client.chatToken(room);
+  assert.equal(t.status, 403);
+  assert.equal(t.body.error, 'banned');
+  assert.equal((await u.client.get('/rooms')).status, 403);
+  const r = await u.client.postForm('/rooms', { name: `n-${uniq()}`, title: 'x' });
+  assert.equal(r.status, 403);
+});
+
+test('promote: the user becomes an admin and sees /admin', async () => {
+  const u = await newUser(site, 'promo');
+  assert.equal((await u.client.get('/admin')).status, 403);
+  await admin.get('/admin');
+  const r = await admin.postForm(`/admin/users/${idOf(u.email)}/promote`, {});
+  assert.equal(r.status, 303);
+  assert.equal((await u.client.get('/admin')).status, 200);
+  assert.equal(site.pg.psql(`SELECT is_admin FROM users WHERE email = '${u.email}'`), 't');
+});
+
+test('admin deletes any room; unknown user or room ids are 404; cannot ban oneself', async () => {
+  const u = await newUser(site, 'owner');
+  const room = `gone-${uniq()}`;
+  await u.client.createRoom(room, 'Gone');
+  await admin.get('/admin');
+  let r = await admin.postForm(`/admin/rooms/${room}/delete`, {});
+  assert.equal(r.status, 303);
+  assert.equal(r.location, '/admin');
+  assert.equal(site.pg.psql(`SELECT count(*) FROM rooms WHERE name = '${room}'`), '0');
+  // an admin may also use the owner's delete route on any room
+  const room2 = `gone2-${uniq()}`;
+  await u.client.createRoom(room2, 'Gone too');
+  r = await admin.postForm(`/rooms/${room2}/delete`, {});
+  assert.equal(r.status, 303);
+  assert.equal(site.pg.psql(`SELECT count(*) FROM rooms WHERE name = '${room2}'`), '0');
+  assert.equal((await admin.postForm(`/admin/rooms/${room}/delete`, {})).status, 404);
+  assert.equal((await admin.postForm('/admin/users/999999/ban', {})).status, 404);
+  assert.equal((await admin.postForm('/admin/users/abc/ban', {})).status, 404);
+  assert.equal((await admin.postForm('/admin/users/99999999999999999999999/ban', {})).status, 404);
+  r = await admin.postForm(`/admin/users/${idOf(site.admin.email)}/ban`, {});
+  assert.equal(r.status, 400);
+  assert.equal(site.pg.psql(`SELECT banned_at IS NULL FROM users WHERE email = '${site.admin.email}'`), 't');
+  assert.equal((await admin.postForm('/admin/users/1/ban', {}, { csrf: null })).status, 403);
+});
