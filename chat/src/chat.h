@@ -18,22 +18,22 @@ struct chat_config {
     long long port;
     char *jwt_secret;
     char *log_level;
-    long long max_text_chars;        /* CHAT_MAX_TEXT_CHARS: code points per message */
-    long long max_client_id;         /* CHAT_MAX_CLIENT_ID: bytes of client_id */
-    long long max_message_bytes;     /* CHAT_MAX_MESSAGE_BYTES: reassembled ws message cap */
-    long long rx_buffer;             /* CHAT_RX_BUFFER: lws per-connection rx chunk size */
-    long long rate_per_sec;          /* CHAT_RATE_PER_SEC: token bucket refill */
-    long long rate_burst;            /* CHAT_RATE_BURST: token bucket size */
-    long long rate_strikes;          /* CHAT_RATE_STRIKES: violations in a row before 1008 */
-    long long ring_size;             /* CHAT_RING_SIZE: frames kept per room = max lag */
-    long long max_private;           /* CHAT_MAX_PENDING_REPLIES: queued welcome/error frames */
-    long long ping_interval;         /* CHAT_PING_INTERVAL: s of silence before a ping */
-    long long idle_timeout;          /* CHAT_IDLE_TIMEOUT: s of silence before hangup */
-    long long max_connections;       /* CHAT_MAX_CONNECTIONS: beyond it, handshakes get 503 */
-    long long max_header_bytes;      /* CHAT_MAX_HEADER_BYTES: pre-auth request header cap */
+    long long max_text_chars;         /* CHAT_MAX_TEXT_CHARS: code points per message */
+    long long max_client_id;          /* CHAT_MAX_CLIENT_ID: bytes of client_id */
+    long long max_message_bytes;      /* CHAT_MAX_MESSAGE_BYTES: reassembled ws message cap */
+    long long rx_buffer;              /* CHAT_RX_BUFFER: lws per-connection rx chunk size */
+    long long rate_per_sec;           /* CHAT_RATE_PER_SEC: token bucket refill */
+    long long rate_burst;             /* CHAT_RATE_BURST: token bucket size */
+    long long rate_strikes;           /* CHAT_RATE_STRIKES: violations in a row before 1008 */
+    long long ring_size;              /* CHAT_RING_SIZE: frames kept per room = max lag */
+    long long max_private;            /* CHAT_MAX_PENDING_REPLIES: queued welcome/error frames */
+    long long ping_interval;          /* CHAT_PING_INTERVAL: s of silence before a ping */
+    long long idle_timeout;           /* CHAT_IDLE_TIMEOUT: s of silence before hangup */
+    long long max_connections;        /* CHAT_MAX_CONNECTIONS: beyond it, handshakes get 503 */
+    long long max_header_bytes;       /* CHAT_MAX_HEADER_BYTES: pre-auth request header cap */
     long long max_pending_handshakes; /* CHAT_MAX_PENDING_HANDSHAKES: concurrent header sets */
-    long long handshake_timeout;     /* CHAT_HANDSHAKE_TIMEOUT: s to finish the HTTP request */
-    long long shutdown_grace_ms;     /* CHAT_SHUTDOWN_GRACE_MS: flush time on SIGTERM */
+    long long handshake_timeout;      /* CHAT_HANDSHAKE_TIMEOUT: s to finish the HTTP request */
+    long long shutdown_grace_ms;      /* CHAT_SHUTDOWN_GRACE_MS: flush time on SIGTERM */
 };
 
 int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);
@@ -46,10 +46,10 @@ void chat_config_free(void);
 enum chat_frame_kind { CHAT_FRAME_EVENT = 0, CHAT_FRAME_MESSAGE = 1 };
 
 struct chat_frame {
-    uint64_t seq;          /* ring sequence number (broadcast frames) */
-    uint64_t exclude_conn; /* connection id that must not get it (typing), 0 = none */
+    uint64_t seq;            /* ring sequence number (broadcast frames) */
+    uint64_t exclude_conn;   /* connection id that must not get it (typing), 0 = none */
     struct chat_frame *next; /* private queue link */
-    size_t len;            /* payload bytes */
+    size_t len;              /* payload bytes */
     uint8_t kind;
     unsigned char pre[LWS_PRE];
     unsigned char payload[];
@@ -72,12 +72,12 @@ struct chat_conn {
     struct chat_bucket bucket;
     unsigned char *rx; /* reassembly buffer, only while a fragmented message arrives */
     size_t rx_len, rx_cap;
-    char *ident; /* "email\0name\0room\0" copied from the verified token before ESTABLISHED */
+    char *ident;     /* "email\0name\0room\0" copied from the verified token before ESTABLISHED */
     const char *why; /* close reason for the log (static string) */
     uint16_t close_code; /* close to send on the next WRITEABLE */
     uint16_t peer_code;
     uint8_t strikes;
-    bool authed, established, culled, counted;
+    bool authed, established, culled, counted, closing;
 };
 
 struct chat_counters {

@@ -63,13 +63,17 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
         return -1;
     }
     if (cfg.idle_timeout <= cfg.ping_interval) {
-        snprintf(err, errlen, "CHAT_IDLE_TIMEOUT (%lld) must be greater than CHAT_PING_INTERVAL "
-                 "(%lld)", cfg.idle_timeout, cfg.ping_interval);
+        snprintf(err, errlen,
+                 "CHAT_IDLE_TIMEOUT (%lld) must be greater than CHAT_PING_INTERVAL "
+                 "(%lld)",
+                 cfg.idle_timeout, cfg.ping_interval);
         return -1;
     }
     if (cfg.max_message_bytes < cfg.max_text_chars * 4 + 1024) {
-        snprintf(err, errlen, "CHAT_MAX_MESSAGE_BYTES (%lld) cannot hold CHAT_MAX_TEXT_CHARS "
-                 "(%lld) characters", cfg.max_message_bytes, cfg.max_text_chars);
+        snprintf(err, errlen,
+                 "CHAT_MAX_MESSAGE_BYTES (%lld) cannot hold CHAT_MAX_TEXT_CHARS "
+                 "(%lld) characters",
+                 cfg.max_message_bytes, cfg.max_text_chars);
         return -1;
     }
     *out = cfg;

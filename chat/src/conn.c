@@ -15,6 +15,8 @@
 
 /* Frames written per WRITEABLE callback before giving the other connections a turn. */
 #define CHAT_WRITE_BATCH 16
+/* Seconds a closing connection gets to take its close frame before it is dropped. */
+#define CHAT_CLOSE_TIMEOUT_S 5
 
 static const char *ident_email(const struct chat_conn *c)
 {
@@ -79,11 +81,25 @@ static int send_private(struct chat_server *srv, struct chat_conn *c, struct cha
     return 0;
 }
 
-static int close_now(struct chat_conn *c, enum lws_close_status code, const char *why)
+/* Closes with `code` from the next WRITEABLE. Never by returning -1 from RECEIVE: lws
+ * 4.1.6 then loses its frame parser state (lws_parse_ws "rest_is_payload bailed") and parses
+ * the rest of the client's frame as garbage, fails again and drops the socket with unread
+ * data before the close frame is out, so the client sees a TCP reset (1006) instead of
+ * 1009. Input that still arrives is discarded (the parser stays in sync); a client that does
+ * not let us write the close is dropped after CHAT_CLOSE_TIMEOUT_S. */
+static int close_soon(struct chat_conn *c, enum lws_close_status code, const char *why)
 {
+    if (c->closing)
+        return 0;
     c->why = why;
-    lws_close_reason(c->wsi, code, (unsigned char *)why, strlen(why) > 120 ? 120 : strlen(why));
-    return -1;
+    c->closing = true;
+    c->close_code = (uint16_t)code;
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, CHAT_CLOSE_TIMEOUT_S);
+    lws_callback_on_writable(c->wsi);
+    return 0;
 }
 
 int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct lws *wsi)
@@ -94,9 +110,10 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
     if (!c->authed || !c->ident)
         return -1; /* cannot happen: the filter refuses unauthenticated upgrades */
     if (chat_rawguard_violated(fd)) {
-        /* an unmasked frame arrived together with the handshake */
+        /* an unmasked frame arrived together with the handshake: refuse to go on */
         srv->n.unmasked++;
-        return close_now(c, LWS_CLOSE_STATUS_PROTOCOL_ERR, "unmasked client frame");
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"unmasked", 8);
+        return -1;
     }
     struct chat_room *room = chat_rooms_get(srv->rooms, ident_room(c));
     if (!room)
@@ -123,18 +140,17 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
     return 0;
 }
 
-static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char *buf,
-                        size_t len)
+static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char *buf, size_t len)
 {
     const struct chat_config *cfg = srv->cfg;
 
     if (!chat_bucket_take(&c->bucket, cm_mono_ms(), cfg->rate_per_sec, cfg->rate_burst)) {
         srv->n.rate_limited++;
         if (++c->strikes >= cfg->rate_strikes)
-            return close_now(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
-        if (send_private(srv, c,
-                         chat_proto_error("rate_limited", "too many frames, slow down")) < 0)
-            return close_now(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
+            return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+        if (send_private(srv, c, chat_proto_error("rate_limited", "too many frames, slow down")) <
+            0)
+            return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
         return 0;
     }
     c->strikes = 0;
@@ -145,7 +161,7 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
     if (chat_proto_parse(buf, len, &lim, &req, &err) < 0) {
         srv->n.bad_requests++;
         if (send_private(srv, c, chat_proto_error(err.code, err.message)) < 0)
-            return close_now(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
+            return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
         return 0;
     }
     struct chat_room *room = c->room;
@@ -170,18 +186,18 @@ int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *
     struct lws *wsi = c->wsi;
     size_t cap = (size_t)srv->cfg->max_message_bytes;
 
-    if (!c->established || c->culled || c->close_code)
-        return 0; /* closing: ignore what is still in flight */
+    if (!c->established || c->culled || c->closing)
+        return 0; /* closing: discard what is still in flight */
     if (lws_frame_is_binary(wsi)) {
         srv->n.protocol_errors++;
-        return close_now(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames not accepted");
+        return close_soon(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames not accepted");
     }
     /* bound the whole message before buffering anything: what we hold, this chunk, and what
      * the frame header says is still coming (a 70 KiB frame is refused at its first chunk) */
     size_t remaining = lws_remaining_packet_payload(wsi);
     if (c->rx_len + len > cap || remaining > cap - c->rx_len - len) {
         srv->n.protocol_errors++;
-        return close_now(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return close_soon(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
     }
     bool final = lws_is_final_fragment(wsi);
     if (final && !c->rx)
@@ -226,10 +242,17 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
     if (!c->established || c->culled)
         return 0;
     if (c->close_code) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)"server shutdown", 15);
+        const char *why = c->why ? c->why : "";
+        size_t n = strlen(why);
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code, (unsigned char *)why,
+                         n > 120 ? 120 : n);
+        /* once only: lws now sends the close and waits for the ack; a second -1 from a
+         * WRITEABLE still queued (broadcast wake-ups) would make it drop the socket at once */
+        c->close_code = 0;
         return -1;
     }
+    if (c->closing)
+        return 0;
     struct chat_ring *r = &c->room->ring;
     for (int i = 0; i < CHAT_WRITE_BATCH; i++) {
         if (c->priv_head) {
@@ -305,8 +328,7 @@ void chat_conn_shutdown_all(struct chat_server *srv)
     for (size_t b = 0; b < reg->nbuckets; b++)
         for (struct chat_room *room = reg->buckets[b]; room; room = room->hnext)
             for (struct chat_conn *c = room->conns; c; c = c->rnext) {
-                c->close_code = LWS_CLOSE_STATUS_GOINGAWAY;
-                c->why = "server shutdown";
-                lws_callback_on_writable(c->wsi);
+                if (!c->culled)
+                    (void)close_soon(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
             }
 }

@@ -20,9 +20,9 @@
 #define CHAT_URI_MAX 256 /* longest path we look at; longer ones are simply not ours */
 
 static const char *const reject_label[CHAT_REJ_COUNT] = {
-    "missing_token", "token_too_long",  "malformed",      "bad_alg",
-    "bad_signature", "expired",         "not_yet_valid",  "bad_issuer",
-    "bad_audience",  "bad_claim",       "over_capacity",  "shutting_down",
+    "missing_token", "token_too_long", "malformed",     "bad_alg",
+    "bad_signature", "expired",        "not_yet_valid", "bad_issuer",
+    "bad_audience",  "bad_claim",      "over_capacity", "shutting_down",
 };
 
 static struct chat_server *server_of(struct lws *wsi)
@@ -57,8 +57,8 @@ static int reject(struct chat_server *srv, struct lws *wsi, enum chat_reject why
     cm_info("handshake rejected reason=%s", reject_label[why]);
     if (why == CHAT_REJ_OVER_CAPACITY || why == CHAT_REJ_SHUTTING_DOWN) {
         static const char body[] = "{\"error\":\"unavailable\",\"message\":\"try again later\"}\n";
-        (void)http_respond(wsi, 503, "Service Unavailable", "application/json", "Retry-After: 5\r\n",
-                           body, sizeof body - 1, true);
+        (void)http_respond(wsi, 503, "Service Unavailable", "application/json",
+                           "Retry-After: 5\r\n", body, sizeof body - 1, true);
     } else {
         static const char body[] =
             "{\"error\":\"unauthorized\",\"message\":\"missing or invalid token\"}\n";
@@ -144,8 +144,7 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
     int ul = lws_hdr_copy(wsi, uri, (int)sizeof uri, WSI_TOKEN_GET_URI);
     if (ul <= 0 || strcmp(uri, CHAT_WS_PATH) != 0) {
         static const char body[] = "not found\n";
-        (void)http_respond(wsi, 404, "Not Found", "text/plain", NULL, body, sizeof body - 1,
-                           true);
+        (void)http_respond(wsi, 404, "Not Found", "text/plain", NULL, body, sizeof body - 1, true);
         return 1;
     }
     if (srv->stopping)
@@ -178,43 +177,40 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
 static void metrics_body(struct chat_server *srv, struct cm_buf *b)
 {
     const struct chat_counters *n = &srv->n;
-    cm_buf_printf(b,
-                  "# HELP chat_connections Open WebSocket connections.\n"
-                  "# TYPE chat_connections gauge\nchat_connections %zu\n"
-                  "# HELP chat_rooms Rooms with at least one connection.\n"
-                  "# TYPE chat_rooms gauge\nchat_rooms %zu\n"
-                  "# HELP chat_messages_received_total Chat messages accepted from clients.\n"
-                  "# TYPE chat_messages_received_total counter\n"
-                  "chat_messages_received_total %" PRIu64 "\n"
-                  "# HELP chat_messages_delivered_total Chat messages written to clients.\n"
-                  "# TYPE chat_messages_delivered_total counter\n"
-                  "chat_messages_delivered_total %" PRIu64 "\n"
-                  "# HELP chat_frames_sent_total All frames written to clients.\n"
-                  "# TYPE chat_frames_sent_total counter\nchat_frames_sent_total %" PRIu64 "\n"
-                  "# HELP chat_slow_clients_dropped_total Clients disconnected for lagging.\n"
-                  "# TYPE chat_slow_clients_dropped_total counter\n"
-                  "chat_slow_clients_dropped_total %" PRIu64 "\n"
-                  "# HELP chat_rate_limited_total Client frames refused by the rate limit.\n"
-                  "# TYPE chat_rate_limited_total counter\nchat_rate_limited_total %" PRIu64
-                  "\n"
-                  "# HELP chat_bad_requests_total Client frames answered with an error.\n"
-                  "# TYPE chat_bad_requests_total counter\nchat_bad_requests_total %" PRIu64
-                  "\n"
-                  "# HELP chat_protocol_errors_total Connections closed for oversize or binary "
-                  "frames.\n"
-                  "# TYPE chat_protocol_errors_total counter\nchat_protocol_errors_total %" PRIu64
-                  "\n"
-                  "# HELP chat_unmasked_frames_total Connections closed for unmasked frames.\n"
-                  "# TYPE chat_unmasked_frames_total counter\nchat_unmasked_frames_total %" PRIu64
-                  "\n"
-                  "# HELP chat_handshakes_accepted_total Authenticated WebSocket upgrades.\n"
-                  "# TYPE chat_handshakes_accepted_total counter\n"
-                  "chat_handshakes_accepted_total %" PRIu64 "\n"
-                  "# HELP chat_handshakes_rejected_total Refused upgrades by reason.\n"
-                  "# TYPE chat_handshakes_rejected_total counter\n",
-                  srv->nconns, srv->rooms->count, n->messages_received, n->messages_delivered,
-                  n->frames_sent, n->culled, n->rate_limited, n->bad_requests, n->protocol_errors,
-                  n->unmasked, n->handshakes_accepted);
+    cm_buf_printf(
+        b,
+        "# HELP chat_connections Open WebSocket connections.\n"
+        "# TYPE chat_connections gauge\nchat_connections %zu\n"
+        "# HELP chat_rooms Rooms with at least one connection.\n"
+        "# TYPE chat_rooms gauge\nchat_rooms %zu\n"
+        "# HELP chat_messages_received_total Chat messages accepted from clients.\n"
+        "# TYPE chat_messages_received_total counter\n"
+        "chat_messages_received_total %" PRIu64 "\n"
+        "# HELP chat_messages_delivered_total Chat messages written to clients.\n"
+        "# TYPE chat_messages_delivered_total counter\n"
+        "chat_messages_delivered_total %" PRIu64 "\n"
+        "# HELP chat_frames_sent_total All frames written to clients.\n"
+        "# TYPE chat_frames_sent_total counter\nchat_frames_sent_total %" PRIu64 "\n"
+        "# HELP chat_slow_clients_dropped_total Clients disconnected for lagging.\n"
+        "# TYPE chat_slow_clients_dropped_total counter\n"
+        "chat_slow_clients_dropped_total %" PRIu64 "\n"
+        "# HELP chat_rate_limited_total Client frames refused by the rate limit.\n"
+        "# TYPE chat_rate_limited_total counter\nchat_rate_limited_total %" PRIu64 "\n"
+        "# HELP chat_bad_requests_total Client frames answered with an error.\n"
+        "# TYPE chat_bad_requests_total counter\nchat_bad_requests_total %" PRIu64 "\n"
+        "# HELP chat_protocol_errors_total Connections closed for oversize or binary "
+        "frames.\n"
+        "# TYPE chat_protocol_errors_total counter\nchat_protocol_errors_total %" PRIu64 "\n"
+        "# HELP chat_unmasked_frames_total Connections closed for unmasked frames.\n"
+        "# TYPE chat_unmasked_frames_total counter\nchat_unmasked_frames_total %" PRIu64 "\n"
+        "# HELP chat_handshakes_accepted_total Authenticated WebSocket upgrades.\n"
+        "# TYPE chat_handshakes_accepted_total counter\n"
+        "chat_handshakes_accepted_total %" PRIu64 "\n"
+        "# HELP chat_handshakes_rejected_total Refused upgrades by reason.\n"
+        "# TYPE chat_handshakes_rejected_total counter\n",
+        srv->nconns, srv->rooms->count, n->messages_received, n->messages_delivered, n->frames_sent,
+        n->culled, n->rate_limited, n->bad_requests, n->protocol_errors, n->unmasked,
+        n->handshakes_accepted);
     for (int i = 0; i < CHAT_REJ_COUNT; i++)
         cm_buf_printf(b, "chat_handshakes_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                       reject_label[i], n->rejected[i]);
@@ -236,17 +232,16 @@ static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri)
         struct cm_buf b;
         cm_buf_init(&b);
         metrics_body(srv, &b);
-        rc = http_respond(wsi, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL,
-                          b.data, b.len, false);
+        rc = http_respond(wsi, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, b.data,
+                          b.len, false);
         cm_buf_free(&b);
     } else if (!strcmp(uri, CHAT_WS_PATH)) {
         static const char body[] = "WebSocket upgrade required\n";
-        rc = http_respond(wsi, 426, "Upgrade Required", "text/plain",
-                          "Upgrade: websocket\r\n", body, sizeof body - 1, false);
+        rc = http_respond(wsi, 426, "Upgrade Required", "text/plain", "Upgrade: websocket\r\n",
+                          body, sizeof body - 1, false);
     } else {
         static const char body[] = "not found\n";
-        rc = http_respond(wsi, 404, "Not Found", "text/plain", NULL, body, sizeof body - 1,
-                          false);
+        rc = http_respond(wsi, 404, "Not Found", "text/plain", NULL, body, sizeof body - 1, false);
     }
     if (rc < 0)
         return -1;

@@ -33,7 +33,11 @@ static void lws_log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    cm_log(level == LLL_ERR ? CM_LOG_ERROR : CM_LOG_WARN, "lws: %.*s", (int)n, line);
+    /* lws warns for every handshake our filter refuses; we log those ourselves */
+    enum cm_log_level lv = level == LLL_ERR ? CM_LOG_ERROR : CM_LOG_WARN;
+    if (strstr(line, "User code denied connection"))
+        lv = CM_LOG_DEBUG;
+    cm_log(lv, "lws: %.*s", (int)n, line);
 }
 
 static lws_sorted_usec_list_t tick;
@@ -74,13 +78,13 @@ int main(void)
         guard_fds = CHAT_GUARD_FDS_MAX;
     chat_rawguard_init(guard_fds);
 
-    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+    lws_set_log_level(getenv("CHAT_LWS_DEBUG") ? 0x7ff : (LLL_ERR | LLL_WARN), lws_log_emit);
 
     srv.cfg = &cfg;
     srv.rooms = chat_rooms_new(CHAT_ROOM_BUCKETS, (uint32_t)cfg.ring_size);
 
-    static const struct lws_protocols proto_template = {"parley-chat", chat_http_callback,
-                                                        sizeof(struct chat_conn), 0, 0, NULL, 0};
+    static const struct lws_protocols proto_template = {
+        "parley-chat", chat_http_callback, sizeof(struct chat_conn), 0, 0, NULL, 0};
     struct lws_protocols protocols[2];
     memset(protocols, 0, sizeof protocols);
     protocols[0] = proto_template;

@@ -34,9 +34,9 @@ static void test_valid_message(void **state)
     (void)state;
     struct chat_req req;
     struct chat_proto_err err;
-    assert_int_equal(parse("{\"type\":\"message\",\"text\":\"h\\u00e9llo\",\"client_id\":\"c1\"}",
-                           &req, &err),
-                     0);
+    assert_int_equal(
+        parse("{\"type\":\"message\",\"text\":\"h\\u00e9llo\",\"client_id\":\"c1\"}", &req, &err),
+        0);
     assert_int_equal(req.type, CHAT_REQ_MESSAGE);
     assert_int_equal(req.text_len, 6);
     assert_memory_equal(req.text, "h\xc3\xa9llo", 6);
@@ -64,7 +64,8 @@ static void test_bad_frames(void **state)
     expect_error("{\"type\":\"message\",\"text\":\"\\ud800\"}", "bad_request");
     expect_error("{\"type\":\"message\",\"text\":\"a\",\"client_id\":{}}", "bad_request");
     char big_id[200];
-    snprintf(big_id, sizeof big_id, "{\"type\":\"message\",\"text\":\"a\",\"client_id\":\"%065d\"}", 0);
+    snprintf(big_id, sizeof big_id, "{\"type\":\"message\",\"text\":\"a\",\"client_id\":\"%065d\"}",
+             0);
     expect_error(big_id, "bad_request");
 }
 
@@ -95,8 +96,8 @@ static void test_encoded_message_round_trips(void **state)
 {
     (void)state;
     const char *text = "quote \" backslash \\ newline \n tab \t <b>&</b> \x01";
-    struct chat_frame *f = chat_proto_message(42, "cid", 3, "lobby", "ann@example.com",
-                                              "Ann \"A\"", text, strlen(text), 1700000000123);
+    struct chat_frame *f = chat_proto_message(42, "cid", 3, "lobby", "ann@example.com", "Ann \"A\"",
+                                              text, strlen(text), 1700000000123);
     assert_int_equal(f->kind, CHAT_FRAME_MESSAGE);
     cJSON *j = cJSON_ParseWithLength((const char *)f->payload, f->len);
     assert_non_null(j);

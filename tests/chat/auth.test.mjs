@@ -1,0 +1,132 @@
+// Handshake authentication: every bad token is an HTTP 401 before any upgrade; capacity
+// 503; endpoints; configuration refused at start-up.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { generateKeyPairSync, createSign } from 'node:crypto';
+import { startChat, Client, httpGet, rawRequest, upgradeRequest, metrics, T } from './lib.mjs';
+import { signRaw, claims, mintToken, newSecret } from '../lib/token.mjs';
+import { BIN, runToExit } from '../lib/proc.mjs';
+
+let chat;
+before(async () => { chat = await startChat({ CHAT_MAX_CONNECTIONS: '3' }); });
+after(async () => { await chat.d.stop(); });
+
+const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+const now = () => Math.floor(Date.now() / 1000);
+
+function rs256(payload) {
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const h = b64({ alg: 'RS256', typ: 'JWT' });
+  const p = b64(payload);
+  const sig = createSign('RSA-SHA256').update(`${h}.${p}`).sign(privateKey).toString('base64url');
+  return `${h}.${p}.${sig}`;
+}
+
+function badTokens(secret) {
+  const noRoom = claims();
+  delete noRoom.room;
+  return {
+    garbage: 'not-a-jwt',
+    'three garbage parts': 'aaa.bbb.ccc',
+    'alg none': `${b64({ alg: 'none', typ: 'JWT' })}.${b64(claims())}.`,
+    'alg none with a signature': signRaw({ alg: 'none', typ: 'JWT' }, claims(), secret),
+    HS512: signRaw({ alg: 'HS512', typ: 'JWT' }, claims(), secret, 'sha512'),
+    RS256: rs256(claims()),
+    'wrong secret': mintToken(newSecret()),
+    expired: signRaw({ alg: 'HS256', typ: 'JWT' }, claims({ now: now() - 120, ttl: 60 }), secret),
+    'wrong aud': signRaw({ alg: 'HS256', typ: 'JWT' }, claims({ aud: 'website' }), secret),
+    'wrong iss': signRaw({ alg: 'HS256', typ: 'JWT' }, claims({ iss: 'evil' }), secret),
+    'no room': signRaw({ alg: 'HS256', typ: 'JWT' }, noRoom, secret),
+    'bad room name': signRaw({ alg: 'HS256', typ: 'JWT' }, claims({ room: '../etc' }), secret),
+    'tampered payload': (() => {
+      const [h, , s] = mintToken(secret).split('.');
+      return `${h}.${b64(claims({ room: 'other' }))}.${s}`;
+    })(),
+    'too long': `${'a'.repeat(3000)}.${'b'.repeat(3000)}.c`,
+  };
+}
+
+test('every bad token gets HTTP 401 and no upgrade, in the query and in the header', async () => {
+  const cases = { missing: null, ...badTokens(chat.secret) };
+  for (const [name, tok] of Object.entries(cases)) {
+    const viaQuery = await rawRequest(chat.port,
+      upgradeRequest(tok === null ? '/ws' : `/ws?access_token=${encodeURIComponent(tok)}`));
+    assert.equal(viaQuery.status, 401, `${name} (query): ${viaQuery.head}`);
+    assert.doesNotMatch(viaQuery.raw, /101 Switching|Sec-WebSocket-Accept/i, name);
+    assert.match(viaQuery.head, /WWW-Authenticate: Bearer/i);
+    if (tok !== null) {
+      const viaHeader = await rawRequest(chat.port, upgradeRequest('/ws', `Authorization: Bearer ${tok}\r\n`));
+      assert.equal(viaHeader.status, 401, `${name} (header)`);
+      assert.doesNotMatch(viaHeader.raw, /101 Switching/i);
+    }
+    // and a real client sees the 401 too
+    await assert.rejects(Client.open(chat.url(tok)), (e) => e.status === 401, name);
+  }
+  // the token never appears in the daemon's log
+  for (const tok of Object.values(badTokens(chat.secret))) {
+    if (tok.length > 20) assert.ok(!chat.d.stderr.includes(tok.slice(-20)), 'token logged');
+  }
+  const m = await metrics(chat.port);
+  assert.ok(m['chat_handshakes_rejected_total{reason="missing_token"}'] >= 2);
+  assert.ok(m['chat_handshakes_rejected_total{reason="bad_alg"}'] >= 3);
+  assert.ok(m['chat_handshakes_rejected_total{reason="expired"}'] >= 2);
+  assert.ok(m['chat_handshakes_rejected_total{reason="bad_signature"}'] >= 2);
+  assert.equal(m.chat_connections, 0);
+});
+
+test('a good token works in the Authorization header and in ?access_token=, room from the token', async () => {
+  const tok = chat.token({ sub: 'h@x.org', name: 'H', room: 'from-token' });
+  const viaHeader = await Client.open(`ws://127.0.0.1:${chat.port}/ws?room=elsewhere`,
+    { headers: { Authorization: `Bearer ${tok}` } });
+  assert.equal(viaHeader.frames[0].room, 'from-token');
+  const viaQuery = await Client.open(chat.url(chat.token({ sub: 'q@x.org', name: 'Q', room: 'from-token' })));
+  assert.equal(viaQuery.frames[0].room, 'from-token');
+  assert.ok(!chat.d.stderr.includes(tok.split('.')[2]), 'the token signature is never logged');
+  assert.match(chat.d.stderr, /connection accepted room=from-token user=h@x\.org/);
+  await Promise.all([viaHeader.close(), viaQuery.close()]);
+});
+
+test('beyond CHAT_MAX_CONNECTIONS handshakes get 503; a freed slot is usable again', async () => {
+  const cs = [];
+  for (let i = 0; i < 3; i++) cs.push(await Client.open(chat.url(chat.token({ sub: `c${i}@x.org` }))));
+  const r = await rawRequest(chat.port, upgradeRequest(`/ws?access_token=${chat.token()}`));
+  assert.equal(r.status, 503);
+  assert.doesNotMatch(r.raw, /101 Switching/);
+  await cs.pop().close();
+  let c;
+  for (let i = 0; !c; i++) { // the close is processed asynchronously by the daemon
+    try { c = await Client.open(chat.url(chat.token())); } catch (e) { if (e.status !== 503 || i > 100) throw e; }
+  }
+  cs.push(c);
+  await Promise.all(cs.map((x) => x.close()));
+});
+
+test('/healthz, /metrics, 404 and 426 on plain HTTP', async () => {
+  const h = await httpGet(chat.port, '/healthz');
+  assert.equal(h.status, 200);
+  assert.deepEqual(JSON.parse(h.body), { status: 'ok' });
+  const m = await httpGet(chat.port, '/metrics');
+  assert.equal(m.status, 200);
+  assert.match(m.head, /Content-Type: text\/plain; version=0\.0\.4/);
+  assert.match(m.body, /^# TYPE chat_connections gauge$/m);
+  assert.equal((await httpGet(chat.port, '/nope')).status, 404);
+  assert.equal((await httpGet(chat.port, '/ws')).status, 426);
+  assert.equal((await rawRequest(chat.port, upgradeRequest('/other'))).status, 404);
+});
+
+test('the daemon refuses to start without a proper secret or with a bad limit', async () => {
+  const base = { CHAT_PORT: '1' };
+  let r = await runToExit(BIN.chat, base);
+  assert.notEqual(r.code, 0);
+  assert.match(r.output, /JWT_SECRET/);
+  r = await runToExit(BIN.chat, { ...base, JWT_SECRET: 'short' });
+  assert.notEqual(r.code, 0);
+  assert.match(r.output, /JWT_SECRET/);
+  assert.ok(!r.output.includes('short'), 'the secret is not echoed');
+  r = await runToExit(BIN.chat, { ...base, JWT_SECRET: newSecret(), CHAT_MAX_TEXT_CHARS: '0' });
+  assert.notEqual(r.code, 0);
+  assert.match(r.output, /CHAT_MAX_TEXT_CHARS/);
+  r = await runToExit(BIN.chat, { ...base, JWT_SECRET: newSecret(), LOG_LEVEL: 'loud' });
+  assert.notEqual(r.code, 0);
+  assert.match(r.output, /LOG_LEVEL/);
+}, { timeout: T });
