@@ -82,7 +82,7 @@ struct chat_conn {
 
 struct chat_counters {
     uint64_t messages_received, messages_delivered, frames_sent, rate_limited, culled,
-        protocol_errors, bad_requests, handshakes_accepted, unmasked;
+        protocol_errors, bad_requests, handshakes_accepted, framing_violations;
     uint64_t rejected[12]; /* by enum chat_reject */
 };
 

@@ -111,8 +111,8 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
         return -1; /* cannot happen: the filter refuses unauthenticated upgrades */
     if (chat_rawguard_violated(fd)) {
         /* an unmasked frame arrived together with the handshake: refuse to go on */
-        srv->n.unmasked++;
-        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"unmasked", 8);
+        srv->n.framing_violations++;
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"framing", 7);
         return -1;
     }
     struct chat_room *room = chat_rooms_get(srv->rooms, ident_room(c));
@@ -288,8 +288,8 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
     if (c->established) {
         struct chat_room *room = c->room;
         chat_rawguard_detach((int)lws_get_socket_fd(c->wsi));
-        if (c->why && !strcmp(c->why, "unmasked client frame"))
-            srv->n.unmasked++;
+        if (chat_rawguard_violated((int)lws_get_socket_fd(c->wsi)))
+            srv->n.framing_violations++;
         chat_room_unlink(room, c);
         const char *email = c->member->email;
         cm_info("connection closed room=%s user=%s reason=%s%s", room->name, email,

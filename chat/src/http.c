@@ -201,15 +201,16 @@ static void metrics_body(struct chat_server *srv, struct cm_buf *b)
         "# HELP chat_protocol_errors_total Connections closed for oversize or binary "
         "frames.\n"
         "# TYPE chat_protocol_errors_total counter\nchat_protocol_errors_total %" PRIu64 "\n"
-        "# HELP chat_unmasked_frames_total Connections closed for unmasked frames.\n"
-        "# TYPE chat_unmasked_frames_total counter\nchat_unmasked_frames_total %" PRIu64 "\n"
+        "# HELP chat_framing_violations_total Connections closed for RFC 6455 framing errors "
+        "lws lets through (unmasked or oversized control frames).\n"
+        "# TYPE chat_framing_violations_total counter\nchat_framing_violations_total %" PRIu64 "\n"
         "# HELP chat_handshakes_accepted_total Authenticated WebSocket upgrades.\n"
         "# TYPE chat_handshakes_accepted_total counter\n"
         "chat_handshakes_accepted_total %" PRIu64 "\n"
         "# HELP chat_handshakes_rejected_total Refused upgrades by reason.\n"
         "# TYPE chat_handshakes_rejected_total counter\n",
         srv->nconns, srv->rooms->count, n->messages_received, n->messages_delivered, n->frames_sent,
-        n->culled, n->rate_limited, n->bad_requests, n->protocol_errors, n->unmasked,
+        n->culled, n->rate_limited, n->bad_requests, n->protocol_errors, n->framing_violations,
         n->handshakes_accepted);
     for (int i = 0; i < CHAT_REJ_COUNT; i++)
         cm_buf_printf(b, "chat_handshakes_rejected_total{reason=\"%s\"} %" PRIu64 "\n",

@@ -109,6 +109,7 @@ int main(void)
     info.max_http_header_data = (unsigned short)cfg.max_header_bytes;
     info.max_http_header_pool = (unsigned short)cfg.max_pending_handshakes;
     info.timeout_secs = (unsigned int)cfg.handshake_timeout;
+    info.timeout_secs_ah_idle = (unsigned int)cfg.handshake_timeout; /* slowloris */
     info.fd_limit_per_thread =
         (unsigned int)(cfg.max_connections + cfg.max_pending_handshakes + 64);
     info.retry_and_idle_policy = &retry;

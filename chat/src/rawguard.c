@@ -42,12 +42,19 @@ bool chat_wsscan_feed(struct chat_wsscan *s, const unsigned char *p, size_t n)
         unsigned char c = p[i];
         switch (s->st) {
         case ST_B0:
+            s->opcode = c & 0x0f;
             s->st = ST_B1;
             i++;
             break;
         case ST_B1:
             if (!(c & 0x80)) {
                 s->phase = 2; /* RFC 6455 §5.1: client frames must be masked */
+                s->violation = "unmasked client frame";
+                return true;
+            }
+            if ((s->opcode & 8) && (c & 0x7f) > 125) {
+                s->phase = 2; /* §5.5: control frames carry at most 125 bytes */
+                s->violation = "control frame over 125 bytes";
                 return true;
             }
             s->remain = c & 0x7f;
@@ -60,6 +67,11 @@ bool chat_wsscan_feed(struct chat_wsscan *s, const unsigned char *p, size_t n)
             i++;
             break;
         case ST_EXT:
+            if (s->need == 8 && (c & 0x80)) {
+                s->phase = 2; /* §5.2: the most significant bit of a 64-bit length is 0 */
+                s->violation = "frame length with bit 63 set";
+                return true;
+            }
             s->remain = (s->remain << 8) | c;
             i++;
             if (--s->need == 0) {
@@ -84,6 +96,7 @@ bool chat_wsscan_feed(struct chat_wsscan *s, const unsigned char *p, size_t n)
         }
         default:
             s->phase = 2;
+            s->violation = "frame parser state";
             return true;
         }
     }
@@ -162,11 +175,12 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
         return r;
     if (!chat_wsscan_feed(&g->scan, buf, (size_t)r) || !g->conn)
         return r;
-    /* An established WebSocket sent an unmasked frame. lws would process it; instead we
-     * send a 1002 close ourselves (only when lws has nothing half-written, so the stream
-     * stays well-framed) and fail the read, which makes lws close the socket. */
+    /* An established WebSocket broke the framing rules. lws would process an unmasked
+     * frame, and drops an oversized control frame without a close frame; instead we send a
+     * 1002 close ourselves (only when lws has nothing half-written, so the stream stays
+     * well-framed) and fail the read, which makes lws close the socket. */
     struct chat_conn *c = g->conn;
-    c->why = "unmasked client frame";
+    c->why = g->scan.violation;
     if (c->wsi && !lws_partial_buffered(c->wsi)) {
         static const unsigned char close1002[] = {0x88, 0x02, 0x03, 0xea};
         (void)send(fd, close1002, sizeof close1002, MSG_NOSIGNAL | MSG_DONTWAIT);

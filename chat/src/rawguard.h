@@ -12,14 +12,19 @@
 
 /* Tracker of one byte stream: HTTP request head first, then WebSocket frame headers. */
 struct chat_wsscan {
-    uint64_t remain; /* payload bytes of the current frame still to skip */
-    uint8_t phase;   /* 0 = HTTP head, 1 = frames, 2 = violation seen (stops) */
-    uint8_t crlf;    /* how much of "\r\n\r\n" has been matched */
-    uint8_t st;      /* frame header state */
-    uint8_t need;    /* bytes left in the current header field */
+    uint64_t remain;       /* payload bytes of the current frame still to skip */
+    uint8_t phase;         /* 0 = HTTP head, 1 = frames, 2 = violation seen (stops) */
+    uint8_t crlf;          /* how much of "\r\n\r\n" has been matched */
+    uint8_t st;            /* frame header state */
+    uint8_t need;          /* bytes left in the current header field */
+    uint8_t opcode;        /* of the current frame */
+    const char *violation; /* static reason once phase is 2 */
 };
 
-/* Feeds n bytes; returns true once an unmasked frame header has been seen (sticky). */
+/* Feeds n bytes; returns true once a frame header violating RFC 6455 has been seen
+ * (sticky): an unmasked client frame (§5.1), a control frame longer than 125 bytes
+ * (§5.5; lws drops those without a close frame), a 64-bit length with its top bit set
+ * (§5.2). s->violation then names it. */
 bool chat_wsscan_feed(struct chat_wsscan *s, const unsigned char *p, size_t n);
 void chat_wsscan_reset(struct chat_wsscan *s);
 

@@ -62,12 +62,30 @@ static void test_payload_that_looks_like_header(void **state)
     assert_false(chat_wsscan_feed(&s, f, sizeof f));
 }
 
+static void test_oversized_control_frame_detected(void **state)
+{
+    (void)state;
+    struct chat_wsscan s;
+    chat_wsscan_reset(&s);
+    assert_false(chat_wsscan_feed(&s, (const unsigned char *)head, strlen(head)));
+    unsigned char ping[] = {0x89, 0x80 | 126, 0, 126};
+    assert_true(chat_wsscan_feed(&s, ping, sizeof ping));
+    assert_string_equal(s.violation, "control frame over 125 bytes");
+
+    chat_wsscan_reset(&s);
+    assert_false(chat_wsscan_feed(&s, (const unsigned char *)head, strlen(head)));
+    unsigned char huge[] = {0x81, 0x80 | 127, 0x80, 0, 0, 0, 0, 0, 0, 1};
+    assert_true(chat_wsscan_feed(&s, huge, sizeof huge));
+    assert_string_equal(s.violation, "frame length with bit 63 set");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_masked_frames_pass),
         cmocka_unit_test(test_unmasked_frame_detected),
         cmocka_unit_test(test_payload_that_looks_like_header),
+        cmocka_unit_test(test_oversized_control_frame_detected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -133,7 +133,15 @@ export class RawWs {
       };
       r.sock.on('data', onData);
     });
-    r.sock.on('data', (b) => { r.buf = Buffer.concat([r.buf, b]); r.parse(); });
+    r.sock.on('data', (b) => {
+      r.buf = Buffer.concat([r.buf, b]);
+      const before = r.frames.length;
+      r.parse();
+      // like a real client, answer the server's close (so the daemon need not wait for it)
+      if (r.frames.slice(before).some((f) => f.op === 8) && !r.sock.destroyed) {
+        r.sock.end(RawWs.frame(8, r.frames.find((f) => f.op === 8).payload.subarray(0, 2)));
+      }
+    });
     r.parse();
     return r;
   }
