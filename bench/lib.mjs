@@ -4,7 +4,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BIN, BUILD, ROOT, freePort, startDaemon } from '../tests/lib/proc.mjs';
+import { BIN, BUILD, ROOT, startDaemon } from '../tests/lib/proc.mjs';
 import { newSecret } from '../tests/lib/token.mjs';
 
 export { ROOT, BUILD, BIN };
@@ -24,16 +24,38 @@ export const CHAT_BENCH_ENV = {
   CHAT_MAX_PENDING_HANDSHAKES: '1024',
 };
 
-// Each system: start() resolves to {pid, port, token, path, stop()}.
+// For idle memory the daemon runs with its production defaults (ring of 512 frames per room,
+// 2048-byte receive buffer per connection), only allowed enough connections.
+export const CHAT_MEMORY_ENV = {
+  LOG_LEVEL: 'warn',
+  CHAT_MAX_CONNECTIONS: '19000',
+  CHAT_MAX_PENDING_HANDSHAKES: '1024',
+};
+
+async function startChat(secret, env) {
+  const port = await benchPort();
+  const d = await startDaemon(BIN.chat, { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1',
+    CHAT_PORT: String(port), ...env }, port);
+  return { pid: d.pid, port, stop: () => d.stop(), logs: () => d.stderr };
+}
+
+// Each system: start(secret, workload) resolves to {pid, port, stop(), logs()}.
 export const SYSTEMS = {
   'parley-chat': {
     token: true,
     path: '/ws',
-    async start(secret) {
-      const port = await freePort();
-      const d = await startDaemon(BIN.chat, { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1',
-        CHAT_PORT: String(port), ...CHAT_BENCH_ENV }, port);
-      return { pid: d.pid, port, stop: () => d.stop(), logs: () => d.stderr };
+    async start(secret, workload = 'traffic') {
+      return startChat(secret, workload === 'memory' ? CHAT_MEMORY_ENV : CHAT_BENCH_ENV);
+    },
+  },
+  // The same daemon with a smaller per-connection receive buffer (lws allocates
+  // rx_buffer_size for every established connection): what that one setting saves.
+  'parley-chat rx512': {
+    token: true,
+    path: '/ws',
+    env: { CHAT_RX_BUFFER: '512' },
+    async start(secret, workload = 'traffic') {
+      return startChat(secret, { ...(workload === 'memory' ? CHAT_MEMORY_ENV : CHAT_BENCH_ENV), ...this.env });
     },
   },
   'lws-bare': {
@@ -58,8 +80,24 @@ export const SYSTEMS = {
   },
 };
 
+// A port outside the kernel's ephemeral range (32768-60999 here), so that it is never in
+// TIME_WAIT from an earlier run's connections: lws 4.1 binds its listener without
+// SO_REUSEADDR and would fail with EADDRINUSE.
+export async function benchPort() {
+  const { createServer } = await import('node:net');
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const free = await new Promise((res) => {
+      const s = createServer();
+      s.once('error', () => res(false));
+      s.listen({ port, host: '127.0.0.1', exclusive: true }, () => s.close(() => res(true)));
+    });
+    if (free) return port;
+  }
+}
+
 async function startPlain(bin, args, name) {
-  const port = await freePort();
+  const port = await benchPort();
   const child = spawn(bin, [...args, String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   child.stderr.on('data', (b) => { err += b.toString(); if (err.length > 100000) err = err.slice(-50000); });
