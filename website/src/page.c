@@ -16,7 +16,8 @@ void web_page(struct web_req *r, unsigned status, const char *title, const char 
     struct web_var v[WEB_PAGE_MAX_VARS + 1];
     if (n > WEB_PAGE_MAX_VARS)
         n = WEB_PAGE_MAX_VARS;
-    memcpy(v, vars, n * sizeof *v);
+    if (n)
+        memcpy(v, vars, n * sizeof *v);
     v[n] = WEB_VAR("csrf", csrf);
 
     struct cm_buf content, nav, head, admin;
