@@ -8,6 +8,7 @@ import { startStack } from '../lib/stack.mjs';
 import {
   launch, newUser, register, login, createRoom, openRoom, say, waitState, uniq,
   chromiumAvailable, CHROMIUM,
+  withReport,
 } from './browser.mjs';
 
 let stack;
@@ -45,14 +46,7 @@ after(async () => {
   if (stack) await stack.stop();
 });
 
-async function withLogs(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    e.message += `\n${stack.logs()}\nbob console:\n${bob.console.join('\n')}`;
-    throw e;
-  }
-}
+const withLogs = (fn) => withReport(stack, [admin, ann, bob], fn);
 
 // The admin page lists users in a table, each row with its action forms: press "Ban" in
 // the row that names `email`.

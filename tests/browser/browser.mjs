@@ -46,7 +46,10 @@ export async function newUser(b, baseUrl, { email, name, password, viewport = DE
   const u = { context, page, email, name, password, dialogs: [], pageErrors: [], console: [] };
   page.on('dialog', (d) => { u.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => { u.pageErrors.push(e.message); });
-  page.on('console', (m) => { u.console.push(`${m.type()}: ${m.text()}`); });
+  // Chromium logs a failed WebSocket's URL, token included: keep tokens out of test output.
+  page.on('console', (m) => {
+    u.console.push(`${m.type()}: ${m.text().replace(/access_token=[^'"\s&]+/g, 'access_token=REDACTED')}`);
+  });
   return u;
 }
 
@@ -132,4 +135,37 @@ export async function screenshot(page, file) {
 // A short unique suffix so names never collide between runs against one database.
 export function uniq() {
   return Math.random().toString(36).slice(2, 8);
+}
+
+// What a failing test should print: each page's connection state, members and messages, the
+// browser console, and the daemons' logs.
+export async function describe(stack, users) {
+  const parts = [];
+  for (const u of users) {
+    let view = '(page closed)';
+    try {
+      view = JSON.stringify(await u.page.evaluate(() => ({
+        url: location.pathname,
+        state: document.querySelector('#chat .chat-status')?.textContent,
+        banner: document.querySelector('#chat .chat-banner')?.textContent,
+        error: document.querySelector('#chat .chat-error')?.textContent,
+        members: [...document.querySelectorAll('#chat .chat-member-name')].map((e) => e.textContent),
+        log: [...document.querySelectorAll('#chat .chat-log > li')].map((e) => e.textContent),
+      })), null, 1);
+    } catch { /* keep the placeholder */ }
+    parts.push(`--- page of ${u.email}\n${view}\n--- console of ${u.email}\n${u.console.join('\n')}`);
+  }
+  return `${parts.join('\n')}\n${stack ? stack.logs() : ''}`;
+}
+
+// Runs a test body; on failure the error carries describe()'s report.
+export async function withReport(stack, users, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    const report = await describe(stack, users.filter(Boolean)).catch((x) => String(x));
+    const err = new Error(`${e.message}\n${report}`);
+    err.stack = `${e.stack}\n${report}`;
+    throw err;
+  }
 }

@@ -7,21 +7,22 @@ import { startStack } from '../lib/stack.mjs';
 import {
   launch, newUser, register, createRoom, openRoom, say, messages, waitMessages, memberNames,
   screenshot, uniq, chromiumAvailable, CHROMIUM, PHONE,
+  withReport,
 } from './browser.mjs';
 
 let stack;
 let b;
 let ann;
 let bob;
-const room = `plans-${uniq()}`;
+const room = 'weekend-plans'; // every run has its own fresh database
 
 before(async () => {
   assert.ok(chromiumAvailable(), `${CHROMIUM} is missing: run scripts/install-deps browser`);
   stack = await startStack();
   b = await launch();
-  ann = await newUser(b, stack.url, { email: `ann-${uniq()}@example.com`, name: 'Ann Archer',
+  ann = await newUser(b, stack.url, { email: 'ann@example.com', name: 'Ann Archer',
     password: 'correct horse battery staple' });
-  bob = await newUser(b, stack.url, { email: `bob-${uniq()}@example.com`, name: 'Bob Baker',
+  bob = await newUser(b, stack.url, { email: 'bob@example.com', name: 'Bob Baker',
     password: 'another long passphrase' });
 });
 
@@ -30,15 +31,7 @@ after(async () => {
   if (stack) await stack.stop();
 });
 
-// Fails with the daemons' logs attached, so a broken run says why.
-async function withLogs(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    e.message += `\n${stack.logs()}\nann console:\n${ann.console.join('\n')}\nbob console:\n${bob.console.join('\n')}`;
-    throw e;
-  }
-}
+const withLogs = (fn) => withReport(stack, [ann, bob], fn);
 
 test('both register, one creates a room, both open it and see each other arrive', () =>
   withLogs(async () => {
@@ -175,7 +168,7 @@ test('a length counter appears near the limit, counts characters, and blocks too
 
 test('the desktop chat page looks right (screenshot)', () =>
   withLogs(async () => {
-    await say(bob, 'See you Saturday 👋');
+    await say(bob, 'See you Saturday!');
     await waitMessages(ann, 9);
     await bob.page.locator('#chat-input').pressSequentially('Bring a');
     await ann.page.waitForSelector('#chat .chat-typing.is-visible');
@@ -188,7 +181,7 @@ test('the desktop chat page looks right (screenshot)', () =>
 
 test('a phone-sized screen (360x740) shows a usable chat', () =>
   withLogs(async () => {
-    const cat = await newUser(b, stack.url, { email: `cat-${uniq()}@example.com`,
+    const cat = await newUser(b, stack.url, { email: 'cat@example.com',
       name: 'Cat Cooper', password: 'a phone user passphrase', viewport: PHONE });
     try {
       await register(cat);
@@ -212,6 +205,9 @@ test('a phone-sized screen (360x740) shows a usable chat', () =>
       await toggle.click();
       assert.equal(await page.locator('#chat-members').isVisible(), false);
 
+      await say(ann, 'Welcome, Cat! We are planning a hike on Saturday.');
+      await say(bob, 'Bring good shoes, the trail is rocky.');
+      await waitMessages(cat, 2);
       await page.locator('#chat-input').fill('Hi from my phone!');
       await page.locator('#chat .chat-send').tap();
       await ann.page.locator('#chat .msg-other .msg-text', { hasText: 'Hi from my phone!' }).waitFor();

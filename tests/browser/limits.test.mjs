@@ -8,6 +8,7 @@ import { startStack } from '../lib/stack.mjs';
 import {
   launch, newUser, register, createRoom, openRoom, messages, waitState, uniq,
   chromiumAvailable, CHROMIUM,
+  withReport,
 } from './browser.mjs';
 
 const SERVER_MAX_CHARS = 100;
@@ -39,14 +40,7 @@ after(async () => {
   if (stack) await stack.stop();
 });
 
-async function withLogs(fn) {
-  try {
-    await fn();
-  } catch (e) {
-    e.message += `\n${stack.logs()}\nann console:\n${ann.console.join('\n')}`;
-    throw e;
-  }
-}
+const withLogs = (fn) => withReport(stack, [ann, bob], fn);
 
 test('too long for the server: the error shows next to the box and the text stays', () =>
   withLogs(async () => {

@@ -20,6 +20,7 @@
   const OPEN_TIMEOUT_MS = 20000;     // give up on a WebSocket that never says welcome
   const AT_BOTTOM_PX = 48;           // "at the bottom" tolerance for auto-scroll
   const GROUP_GAP_MS = 5 * 60 * 1000; // consecutive messages of one author within this are grouped
+  const REJOIN_QUIET_MS = 30000;     // after a reconnect, no "X joined" for who was there before
   const MAX_RENDERED = 2000;         // oldest messages are dropped from the page beyond this
   const SEND_PER_SEC = 4;            // messages sent per second at most, after a burst of
   const SEND_BURST = 10;             // ...this many (the server allows 5/s, bursts of 20)
@@ -171,10 +172,14 @@
   let stopped = false;      // logged out, banned, room gone: no more reconnects
   let everOnline = false;
   let lastTypingSent = 0;
-  let lastRendered = null;  // {email, ts} of the last message element, for grouping
   const online = new Map(); // email(lowercase) -> name
+  let wasOnline = new Set(); // who was here when the connection dropped (see onJoin)
+  let wasOnlineTimer = null;
   const typers = new Map(); // email(lowercase) -> {name, timer}
-  const seenIds = new Set(); // server message ids already shown
+  // Server message ids already shown on this connection. The chat daemon numbers messages per
+  // room and process, so after a restart ids start again at 1: the set starts afresh with
+  // every welcome.
+  const seenIds = new Set();
   const pending = new Map(); // client_id -> {text, li, sent}
   const restored = new Map(); // client_id -> text put back into the box after an error
   const outbox = [];        // client_ids waiting for a connection, in order
@@ -355,6 +360,8 @@
 
   function lostConnection(code) {
     clearTimeout(flushTimer);
+    clearTimeout(wasOnlineTimer);
+    for (const k of online.keys()) wasOnline.add(k);
     online.clear();
     renderMembers();
     clearTypers();
@@ -393,6 +400,7 @@
       me.email = f.you.email.toLowerCase();
       if (typeof f.you.name === 'string' && f.you.name) me.name = f.you.name;
     }
+    seenIds.clear();
     online.clear();
     if (Array.isArray(f.members)) {
       for (const m of f.members) {
@@ -405,6 +413,11 @@
     renderMembers();
     if (everOnline) {
       notice('Reconnected. Messages sent while you were away are not shown.');
+      // The others reconnect too, each announced by the server as a join: stay quiet about
+      // those who were here before, for a while.
+      for (const k of online.keys()) wasOnline.delete(k);
+      clearTimeout(wasOnlineTimer);
+      wasOnlineTimer = setTimeout(() => { wasOnline = new Set(); }, REJOIN_QUIET_MS);
     }
     everOnline = true;
     attempt = 0;
@@ -420,7 +433,7 @@
     const had = online.has(k);
     online.set(k, u.name);
     renderMembers();
-    if (!had && k !== me.email) notice(u.name + ' joined');
+    if (!had && k !== me.email && !wasOnline.delete(k)) notice(u.name + ' joined');
   }
 
   function onLeave(f) {
@@ -581,19 +594,37 @@
     log.scrollTop = log.scrollHeight;
     newBelow.hidden = true;
   }
+  // Adds an item to the log. Own messages still waiting for the server stay at the very end
+  // (in the order they were written), so everything confirmed goes in before the first of
+  // them; a pending message itself goes last.
   function append(li, forceScroll) {
     const stick = atBottom();
     if (empty.parentNode) empty.remove();
-    log.append(li);
+    const firstPending = li.classList.contains('msg-pending') ? null
+      : log.querySelector('.msg-pending');
+    log.insertBefore(li, firstPending);
+    regroup(li);
+    if (li.nextElementSibling) regroup(li.nextElementSibling);
     while (log.children.length > MAX_RENDERED) log.firstElementChild.remove();
     if (stick || forceScroll) scrollToBottom();
     else newBelow.hidden = false;
   }
 
+  // A message right after one of the same author, a few minutes apart at most, is shown as
+  // part of the same group (no repeated name and time).
+  function regroup(li) {
+    if (!li.classList.contains('msg')) return;
+    const prev = li.previousElementSibling;
+    const ts = Number(li.dataset.ts);
+    const grouped = !!prev && prev.classList.contains('msg') &&
+      sameEmail(prev.dataset.author, li.dataset.author) &&
+      ts - Number(prev.dataset.ts) < GROUP_GAP_MS && ts >= Number(prev.dataset.ts);
+    li.classList.toggle('msg-cont', grouped);
+  }
+
   function notice(text) {
     const li = el('li', 'chat-notice', text);
     append(li, false);
-    lastRendered = null;
   }
 
   function fmtTime(d) {
@@ -608,9 +639,6 @@
     const own = sameEmail(m.email, me.email);
     const li = el('li', 'msg ' + (own ? 'msg-own' : 'msg-other'));
     const d = new Date(typeof m.ts === 'number' && isFinite(m.ts) ? m.ts : Date.now());
-    const grouped = lastRendered && sameEmail(lastRendered.email, m.email) &&
-      d.getTime() - lastRendered.ts < GROUP_GAP_MS && d.getTime() >= lastRendered.ts;
-    if (grouped) li.classList.add('msg-cont');
     const metaLine = el('div', 'msg-meta');
     const who = el('span', 'msg-author', own ? 'You' : m.name);
     if (own) who.setAttribute('aria-label', 'You (' + m.name + ')');
@@ -623,12 +651,14 @@
     if (m.id) li.dataset.id = m.id;
     if (m.clientId) li.dataset.clientId = m.clientId;
     li.dataset.author = m.email;
-    lastRendered = { email: m.email, ts: d.getTime() };
+    li.dataset.ts = String(d.getTime());
     return li;
   }
 
   function removeMessageLi(li) {
+    const next = li.nextElementSibling;
     li.remove();
+    if (next) regroup(next);
     if (!log.querySelector('.msg, .chat-notice')) log.append(empty);
   }
 
@@ -659,7 +689,7 @@
     if (p) {
       // Our own message came back: the server's order is the truth, so it moves to the end.
       pending.delete(cid);
-      if (p.li) p.li.remove();
+      if (p.li) removeMessageLi(p.li);
       append(buildMessage(m), true);
       return;
     }
@@ -744,9 +774,9 @@
     const li = buildMessage({ clientId: cid, email: me.email, name: me.name, text, ts: Date.now() });
     const p = { text, li, sent: false };
     pending.set(cid, p);
-    append(li, true);
     outbox.push(cid);
     markPending(p, true);
+    append(li, true);
     flushOutbox();
     input.value = '';
     lastTypingSent = 0;
