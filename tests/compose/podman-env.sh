@@ -2,7 +2,8 @@
 # Prepares podman on a machine without a Docker engine or an image registry (see
 # docs/operations.md, "Compose without Docker"), then prints the CONTAINERS_CONF path.
 #   1. containers.conf with runc and lowered ulimits (this sandbox cannot raise rlimits and
-#      has no cgroup v2 for crun);
+#      has no cgroup v2 for crun), and the netavark network backend (with CNI, podman turns
+#      DNS off on `internal: true` networks, so services could not find each other);
 #   2. the base image docker.io/library/debian:bookworm-slim, when podman does not have it,
 #      built from Debian's archive with debootstrap (the rootfs tarball is cached in
 #      $PARLEY_CACHE_DIR, default /var/cache/parley, so later runs take seconds).
@@ -16,6 +17,11 @@ cat >"$conf.tmp" <<'CONF'
 default_ulimits = ["nofile=16384:16384", "nproc=4096:4096"]
 [engine]
 runtime = "runc"
+[network]
+network_backend = "netavark"
+# Not CNI's 10.88.0.0/16: a machine that ran podman with CNI before keeps a cni-podman0
+# bridge with that subnet, whose route would swallow the containers' replies.
+default_subnet = "10.87.0.0/16"
 CONF
 mv "$conf.tmp" "$conf"
 export CONTAINERS_CONF="$conf"
