@@ -22,6 +22,7 @@ const FANOUT = { conns: 1000, rooms: 10, senders: 20, rate: 0, window: 4, durati
 const HANDSHAKE = { conns: QUICK ? 1000 : 2000, rooms: 200, senders: 0, duration: 0, concurrency: 200, procs: 2 };
 const MEMORY = [1000, 10000].map((n) => ({ conns: n, rooms: n / 10, senders: 0, duration: 0, idle: 2,
   procs: n > 5000 ? 2 : 1 }));
+const SWEEP = [0.1, 0.25, 0.75]; // fractions of parley-chat's maximum sent/s (0.5 is the latency run)
 const WRK = { threads: 2, conns: 32, dur: QUICK ? 3 : 8 };
 // nginx limits POST /login to 10 per minute per client: the benchmark measures what a login
 // costs, so that limit is lifted for it (the one change to the stack's defaults).
@@ -83,6 +84,13 @@ async function chatBenches() {
   W.latency = { rate };
   for (const n of ORDER) W.latency[n] = await loadOn(n, { ...FANOUT, rate, window: 0 }, 'latency');
 
+  // p99 against offered load, for parley-chat and the floor (lws-bare) side by side.
+  W.sweep = { fractions: SWEEP, rates: SWEEP.map((f) => Math.max(50, Math.round((max * f) / 10) * 10)) };
+  for (const n of ['parley-chat', 'lws-bare'].filter((x) => ORDER.includes(x))) {
+    W.sweep[n] = [];
+    for (const r of W.sweep.rates) W.sweep[n].push(await loadOn(n, { ...FANOUT, rate: r, window: 0 }, `sweep-${r}`));
+  }
+
   W.handshake = {};
   for (const n of ORDER) W.handshake[n] = await loadOn(n, HANDSHAKE, 'handshake');
 
@@ -95,19 +103,19 @@ async function chatBenches() {
 }
 
 // Where parley-chat's time goes: perf record (cpu-clock, call graphs) during a fan-out run.
-async function profile() {
+async function profile(opts = FANOUT, secs = DUR) {
   if (overBudget()) return { error: 'skipped: time budget spent' };
   if (!ORDER.includes('parley-chat')) return { error: 'skipped: parley-chat not selected' };
   const dir = mkdtempSync(join(tmpdir(), 'parley-perf-'));
   const data = join(dir, 'perf.data');
   try {
     return await onSystem('parley-chat', async (sys, server, secret) => {
-      const perf = spawn('perf', ['record', '-F', '999', '-g', '-o', data, '-p', String(server.pid), '--', 'sleep', String(DUR)],
+      const perf = spawn('perf', ['record', '-F', '999', '-g', '-o', data, '-p', String(server.pid), '--', 'sleep', String(secs)],
         { stdio: ['ignore', 'ignore', 'pipe'] });
       let perr = '';
       perf.stderr.on('data', (b) => { perr += b; });
       const perfDone = new Promise((res) => perf.on('exit', (rc) => res(rc)));
-      const r = await runLoadgen(sys, server, { ...FANOUT, duration: DUR, label: 'profile' }, { secret });
+      const r = await runLoadgen(sys, server, { ...opts, label: 'profile' }, { secret });
       const prc = await perfDone;
       if (prc !== 0) return { error: `perf record failed: ${perr.split('\n').slice(-3).join(' ')}`, run: r };
       const rep = (sort) => spawnSync('perf', ['report', '-i', data, '--stdio', '--no-children', '--sort', sort,
@@ -125,7 +133,7 @@ async function profile() {
       delete r.stderr;
       return { run: r, byDso: rep('dso'), bySymbol: rep('dso,symbol'),
         inclusive: { send: share('__send'), poll: share('__poll'), softirq: share('handle_softirqs'),
-          writeable: share('chat_conn_writeable') } };
+          writeable: share('chat_conn_writeable'), sorted: share('lws_dll2_add_sorted') } };
     });
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -218,7 +226,7 @@ function machine() {
   };
 }
 
-function report(m, prof, web) {
+function report(m, prof, web, profHs) {
   const W = results.workloads;
   const L = [];
   const P = 'parley-chat';
@@ -270,6 +278,20 @@ function report(m, prof, web) {
   }
   L.push('');
 
+  const sw = W.sweep || {};
+  if (sw.rates) {
+    L.push('### p99 against offered load', '');
+    L.push('The same workload at other fractions of parley-chat\'s maximum rate (the 50% row is the table above).', '');
+    L.push('| fraction of max | messages/s | deliveries/s | parley-chat p50 / p99 / p99.9 ms | lws-bare p50 / p99 / p99.9 ms |');
+    L.push('|---|---|---|---|---|');
+    const cell = (r) => (r && !r.error ? `${f2(r.p50_ms)} / ${f2(r.p99_ms)} / ${f2(r.p999_ms)}${r.rc ? ` (${note(r)})` : ''}` : note(r));
+    const rows = sw.rates.map((rate, i) => ({ f: sw.fractions[i], rate, p: sw['parley-chat']?.[i], b: sw['lws-bare']?.[i] }));
+    rows.push({ f: 0.5, rate: la.rate, p: la['parley-chat'], b: la['lws-bare'] });
+    rows.sort((a, b) => a.f - b.f);
+    for (const x of rows) L.push(`| ${x.f * 100}% | ${f0(x.rate)} | ${f0(x.p?.deliveries_per_s)} | ${cell(x.p)} | ${cell(x.b)} |`);
+    L.push('');
+  }
+
   const hs = W.handshake || {};
   L.push('## Handshakes', '');
   L.push(`${HANDSHAKE.conns} connections opened by ${HANDSHAKE.procs} processes, at most ${HANDSHAKE.concurrency} handshakes in flight each. parley-chat verifies an HS256 token (header \`Authorization: Bearer\`) and sends welcome/join frames; the peers do neither.`, '');
@@ -294,7 +316,7 @@ function report(m, prof, web) {
     for (const n of [...ORDER, 'parley-chat rx512']) {
       const r = byN[n];
       if (!r) continue;
-      L.push(`| ${n === 'parley-chat rx512' ? 'parley-chat with CHAT_RX_BUFFER=512' : n} | ${m.conns} | ${f0(r.rss_before_kb)} | ${f0(r.rss_idle_kb)} | ${f2(per(r))} | ${n === P ? '–' : ratio(per(byN[P]), per(r))} | ${note(r)} |`);
+      L.push(`| ${n === 'parley-chat rx512' ? 'parley-chat with CHAT_RX_BUFFER=512' : n} | ${m.conns} | ${f0(r.rss_before_kb)} | ${f0(r.rss_idle_kb)} | ${f2(per(r))} | ${n === P || n === 'parley-chat rx512' ? '–' : ratio(per(byN[P]), per(r))} | ${note(r)} |`);
     }
   }
   L.push('');
@@ -323,6 +345,11 @@ function report(m, prof, web) {
     L.push(`Inclusive (time under the function, callees included): \`send()\` ${f2(i.send)}%, of which the loopback receive path (softirq, run inside the sender's send) ${f2(i.softirq)}%; \`poll()\` ${f2(i.poll)}%; \`chat_conn_writeable\` ${f2(i.writeable)}%.`, '');
   }
 
+  if (profHs && !profHs.error) {
+    L.push(`During the handshake run (${f0(profHs.run.handshakes_per_s)} handshakes/s), by object and by symbol:`, '');
+    L.push('```', ...profHs.byDso.slice(0, 8), '```', '', '```', ...profHs.bySymbol.slice(0, 12), '```', '');
+    L.push(`\`lws_dll2_add_sorted\` (inclusive ${f2(profHs.inclusive?.sorted)}%) is libwebsockets 4.1 inserting a timer into its sorted, linear list of scheduled events: each connection's validity timer (the ping/idle policy, \`retry_and_idle_policy\`) is re-inserted on traffic, walking a list as long as the number of connections.`, '');
+  }
   L.push('## Against the targets', '');
   L.push(...discussion(fo, la, W.memory, prof), '');
   L.push('## Commands', '');
@@ -391,13 +418,16 @@ async function main() {
   log('profile: perf record on parley-chat during fan-out');
   const prof = await profile();
   results.profile = prof;
+  log('profile: perf record on parley-chat during the handshake run');
+  const profHs = await profile(HANDSHAKE, QUICK ? 2 : 3);
+  results.profileHandshake = profHs;
   log('website: starting the stack');
   const web = await websiteBench();
   results.website = web;
   results.machine = m;
   mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
   writeFileSync(join(ROOT, 'bench', 'results', 'results.json'), JSON.stringify(results, null, 1));
-  const md = report(m, prof, web);
+  const md = report(m, prof, web, profHs);
   writeFileSync(join(ROOT, 'docs', 'benchmarks.md'), md);
   log(`wrote docs/benchmarks.md and bench/results/results.json in ${Math.round((Date.now() - T0) / 1000)} s`);
   void LOADGEN; void BIN;
