@@ -241,6 +241,24 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
 {
     if (!c->established || c->culled)
         return 0;
+    if (c->close_code && c->priv_head) {
+        /* the replies that explain the close (rate_limited) go out before it */
+        for (int i = 0; i < CHAT_WRITE_BATCH && c->priv_head; i++) {
+            struct chat_frame *f = c->priv_head;
+            c->priv_head = f->next;
+            c->npriv--;
+            int rc = write_frame(srv, c, f);
+            free(f);
+            if (rc < 0)
+                return -1;
+            if (lws_send_pipe_choked(c->wsi))
+                break;
+        }
+        if (!c->priv_head)
+            c->priv_tail = NULL;
+        lws_callback_on_writable(c->wsi);
+        return 0;
+    }
     if (c->close_code) {
         const char *why = c->why ? c->why : "";
         size_t n = strlen(why);
