@@ -19,6 +19,7 @@ CREATE TABLE sessions (
     user_id    bigint NOT NULL REFERENCES users (id) ON DELETE CASCADE,
     csrf_token text NOT NULL,
     expires_at timestamptz NOT NULL,
+    revoked_at timestamptz,
     created_at timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT sessions_id_sha256 CHECK (octet_length(id) = 32),
     CONSTRAINT sessions_csrf_len CHECK (length(csrf_token) = 64)

@@ -55,7 +55,7 @@ test('a non-admin gets 403 for the page and every action, and nothing changes', 
   assert.equal((await anon.get('/admin')).status, 303);
 });
 
-test('ban: sessions end at once, login is refused (403), no chat token; unban restores login', async () => {
+test('ban: sessions stop working at once (403 "banned"), login refused, no token; unban needs a new login', async () => {
   const u = await newUser(site, 'banme');
   const room = `ban-${uniq()}`;
   await u.client.createRoom(room, 'Ban room');
@@ -65,12 +65,19 @@ test('ban: sessions end at once, login is refused (403), no chat token; unban re
   let r = await admin.postForm(`/admin/users/${id}/ban`, {});
   assert.equal(r.status, 303);
   assert.equal(r.location, '/admin');
-  assert.equal(site.pg.psql(`SELECT count(*) FROM sessions WHERE user_id = ${id}`), '0');
-  // the banned user's open browser is logged out
+  assert.equal(site.pg.psql(`SELECT count(*) FROM sessions WHERE user_id = ${id} AND revoked_at IS NULL`), '0',
+    'every session of the user is revoked in the same statement as the ban');
+  // the banned user's open browser can do nothing and is told why
   r = await u.client.get('/rooms');
-  assert.equal(r.status, 303);
-  assert.equal(r.location, '/login');
-  assert.equal((await u.client.chatToken(room)).status, 401);
+  assert.equal(r.status, 403);
+  assert.match(r.text, /banned/);
+  assert.equal((await u.client.get(`/rooms/${room}`)).status, 403);
+  const t = await u.client.chatToken(room);
+  assert.equal(t.status, 403);
+  assert.equal(t.body.error, 'banned');
+  assert.equal((await u.client.get('/api/rooms')).status, 403);
+  r = await u.client.postForm('/rooms', { name: `n-${uniq()}`, title: 'x' }, { csrf: u.client.csrf });
+  assert.equal(r.status, 403);
   // and cannot log in again
   const again = site.client();
   r = await again.login(u.email, u.password);
@@ -84,6 +91,11 @@ test('ban: sessions end at once, login is refused (403), no chat token; unban re
   assert.match(page.text, new RegExp(`action="/admin/users/${id}/unban"`));
   r = await admin.postForm(`/admin/users/${id}/unban`, {});
   assert.equal(r.status, 303);
+  // the revoked session stays dead after the unban: log in again
+  r = await u.client.get('/rooms');
+  assert.equal(r.status, 303);
+  assert.equal(r.location, '/login');
+  assert.equal((await u.client.chatToken(room)).status, 401);
   r = await site.client().login(u.email, u.password);
   assert.equal(r.status, 303);
 });

@@ -122,11 +122,14 @@ static void user_action(struct web_req *r, enum admin_action what)
         return;
     }
     static const char *const sql[] = {
-        /* Ban and end every session of the user in one statement (one transaction): no
-         * window in which the banned user still has a working session. */
+        /* Ban and revoke every session of the user in one statement (one transaction): no
+         * window in which the banned user still has a working session. The rows are
+         * revoked rather than deleted so the user's open pages learn they are banned (403)
+         * instead of being told to log in; they never work again, even after an unban. */
         [BAN] = "WITH u AS (UPDATE users SET banned_at = coalesce(banned_at, now()) "
                 "WHERE id = $1 RETURNING id), "
-                "d AS (DELETE FROM sessions WHERE user_id IN (SELECT id FROM u)) "
+                "s AS (UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) "
+                "WHERE user_id IN (SELECT id FROM u)) "
                 "SELECT count(*) FROM u",
         [UNBAN] = "WITH u AS (UPDATE users SET banned_at = NULL WHERE id = $1 RETURNING id) "
                   "SELECT count(*) FROM u",

@@ -42,14 +42,20 @@ enum web_db_rc web_session_load(struct web_req *r)
     PGresult *res;
     enum web_db_rc rc = web_db_query(
         r, &res,
-        "SELECT u.id, u.email, u.name, u.is_admin, u.banned_at IS NOT NULL, s.csrf_token "
+        "SELECT u.id, u.email, u.name, u.is_admin, u.banned_at IS NOT NULL, s.csrf_token, "
+        "s.revoked_at IS NOT NULL "
         "FROM sessions s JOIN users u ON u.id = s.user_id "
         "WHERE s.id = $1::bytea AND s.expires_at > now()",
         1, p);
     if (rc != WEB_DB_OK)
         return rc;
     r->sess_loaded = true;
-    if (PQntuples(res) == 1) {
+    /* A revoked session (the user was banned) grants nothing ever again. While the user is
+     * still banned it is kept to say so (403 "banned" rather than "log in"); after an unban
+     * it is simply no session. */
+    bool revoked = PQntuples(res) == 1 && PQgetvalue(res, 0, 6)[0] == 't';
+    bool banned = PQntuples(res) == 1 && PQgetvalue(res, 0, 4)[0] == 't';
+    if (PQntuples(res) == 1 && (!revoked || banned)) {
         struct web_user *u = &r->sess.user;
         u->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         snprintf(u->email, sizeof u->email, "%s", PQgetvalue(res, 0, 1));
