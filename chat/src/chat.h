@@ -27,8 +27,8 @@ struct chat_config {
     long long rate_strikes;           /* CHAT_RATE_STRIKES: violations in a row before 1008 */
     long long ring_size;              /* CHAT_RING_SIZE: frames kept per room = max lag */
     long long max_private;            /* CHAT_MAX_PENDING_REPLIES: queued welcome/error frames */
-    long long ping_interval;          /* CHAT_PING_INTERVAL: s of silence before a ping */
-    long long idle_timeout;           /* CHAT_IDLE_TIMEOUT: s of silence before hangup */
+    long long ping_interval;          /* CHAT_PING_INTERVAL: s since last pong before a ping */
+    long long idle_timeout;           /* CHAT_IDLE_TIMEOUT: s since last pong before hangup */
     long long max_connections;        /* CHAT_MAX_CONNECTIONS: beyond it, handshakes get 503 */
     long long max_header_bytes;       /* CHAT_MAX_HEADER_BYTES: pre-auth request header cap */
     long long max_pending_handshakes; /* CHAT_MAX_PENDING_HANDSHAKES: concurrent header sets */

@@ -37,6 +37,8 @@ static void lws_log_emit(int level, const char *line)
     enum cm_log_level lv = level == LLL_ERR ? CM_LOG_ERROR : CM_LOG_WARN;
     if (strstr(line, "User code denied connection"))
         lv = CM_LOG_DEBUG;
+    else if (strstr(line, "Ran out of header data space"))
+        lv = CM_LOG_WARN; /* a client's oversized request head, not our error */
     cm_log(lv, "lws: %.*s", (int)n, line);
 }
 
