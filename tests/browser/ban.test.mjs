@@ -6,7 +6,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/stack.mjs';
 import {
-  launch, newUser, register, login, createRoom, openRoom, say, waitState, uniq,
+  launch, newUser, screenshot, register, login, createRoom, openRoom, say, waitState, uniq,
   chromiumAvailable, CHROMIUM,
   withReport,
 } from './browser.mjs';
@@ -73,12 +73,13 @@ test('an admin bans a user with the admin page form: the next token fails and th
     await stack.restartChat();
     const banner = bob.page.locator('#chat .chat-banner');
     await banner.waitFor({ state: 'visible' });
+    assert.equal(bob.tokens.at(-1), 403, `the token request after a ban must answer 403 (ARCHITECTURE.md), got ${bob.tokens.slice(before)}: a 401 means the ban ended the user's sessions, and then the page can only say "logged out"`);
     assert.match(await banner.textContent(), /cannot chat here/i);
     assert.match(await banner.textContent(), /ban/i);
-    assert.equal(bob.tokens.at(-1), 403, `token answers: ${bob.tokens.slice(before)}`);
     assert.equal(await bob.page.locator('#chat .chat-banner').getAttribute('role'), 'alert');
     assert.equal(await bob.page.locator('#chat .chat-status').getAttribute('data-state'), 'stopped');
     assert.equal(await bob.page.locator('#chat-input').isDisabled(), true);
+    await screenshot(bob.page, 'chat-banned.png');
     // It stopped for good: no more token requests while the page stays open.
     const count = bob.tokens.length;
     await waitState(ann, 'online');

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { startStack } from '../lib/stack.mjs';
 import {
   launch, newUser, register, createRoom, openRoom, say, messages, waitMessages, waitState,
-  memberNames, uniq, chromiumAvailable, CHROMIUM,
+  memberNames, uniq, screenshot, chromiumAvailable, CHROMIUM,
   withReport,
 } from './browser.mjs';
 
@@ -88,6 +88,7 @@ test('a message typed while the chat is down is kept, marked, and sent on reconn
     const pending = ann.page.locator('#chat .msg-pending', { hasText: 'typed while the server was down' });
     await pending.waitFor();
     assert.match(await pending.locator('.msg-state').textContent(), /Not sent yet/);
+    await screenshot(ann.page, 'chat-offline-pending.png');
     assert.equal(await ann.page.locator('#chat-input').inputValue(), '', 'the box is free again');
 
     await stack.startChat();

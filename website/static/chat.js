@@ -293,7 +293,7 @@
           link: location.pathname, linkText: 'Reload the page' };
       }
       return { fatal: true,
-        text: 'You cannot chat here: ' + (msg ? sentence(msg) : 'your account is banned.'),
+        text: (msg ? sentence(msg) : 'Your account is banned.') + ' You cannot chat here.',
         link: '/rooms', linkText: 'Back to rooms' };
     }
     if (res.status === 404) {
