@@ -4,7 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startSite, newUser } from './helpers.mjs';
 import { rawHttp } from '../lib/http.mjs';
-import { BIN, runToExit } from '../lib/proc.mjs';
+import { BIN, runToExit, sleep } from '../lib/proc.mjs';
 import { newSecret } from '../lib/token.mjs';
 
 let site;
@@ -159,4 +159,18 @@ test('start-up refuses bad configuration with a clear message', async () => {
     assert.match(r.output, msg, JSON.stringify(env));
     if (env.JWT_SECRET) assert.ok(!r.output.includes(env.JWT_SECRET), 'the bad secret is not echoed');
   }
+});
+
+test('log lines: one per request, client address not taken from X-Real-IP unless TRUST_PROXY=1, no injection', async () => {
+  await raw('GET /healthz HTTP/1.1\r\nHost: x\r\nX-Real-IP: 203.0.113.9\r\nConnection: close\r\n\r\n');
+  const r = await raw('GET /a%0aFAKE%20LINE HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+  assert.equal(r.status, 404);
+  // The line is written when MHD reports the request complete, just after the response left:
+  // wait for it (bounded) rather than assume it is there already.
+  for (let i = 0; i < 200 && !/GET \/a\\x0a/.test(site.web.stderr); i++) await sleep(50);
+  const log = site.web.stderr;
+  assert.doesNotMatch(log, /203\.0\.113\.9/, 'TRUST_PROXY=0: the header is ignored');
+  assert.match(log, /127\.0\.0\.1 GET \/healthz 200/);
+  assert.doesNotMatch(log, /^FAKE LINE/m, 'a %0a in the path does not start a new log line');
+  assert.match(log, /GET \/a\\x0aFAKE LINE 404/);
 });
