@@ -841,10 +841,21 @@
       connect();
     }
   });
+  // Leaving the page closes the socket at once (the others see us leave now, and the page
+  // may go into the back/forward cache); coming back from that cache reconnects.
   window.addEventListener('pagehide', () => {
     generation++;
+    clearTimeout(retryTimer);
+    clearInterval(countdownTimer);
     if (ws) {
       try { ws.close(1000, 'page closed'); } catch (e) { /* ignore */ }
+      ws = null;
+    }
+  });
+  window.addEventListener('pageshow', (ev) => {
+    if (ev.persisted && !stopped) {
+      attempt = 0;
+      lostConnection(1001);
     }
   });
 
