@@ -74,6 +74,7 @@ struct chat_conn {
     size_t rx_len, rx_cap;
     char *ident;     /* "email\0name\0room\0" copied from the verified token before ESTABLISHED */
     const char *why; /* close reason for the log (static string) */
+    int fd;          /* socket, noted at ESTABLISHED (for rawguard) */
     uint16_t close_code; /* close to send on the next WRITEABLE */
     uint16_t peer_code;
     uint8_t strikes;

@@ -107,6 +107,7 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
     int fd = (int)lws_get_socket_fd(wsi);
 
     c->wsi = wsi;
+    c->fd = fd;
     if (!c->authed || !c->ident)
         return -1; /* cannot happen: the filter refuses unauthenticated upgrades */
     if (chat_rawguard_violated(fd)) {
@@ -272,7 +273,21 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
     if (c->closing)
         return 0;
     struct chat_ring *r = &c->room->ring;
-    for (int i = 0; i < CHAT_WRITE_BATCH; i++) {
+    int written = 0;
+    for (;;) {
+        /* skip what this connection must not get (its own typing) without writing */
+        while (!c->priv_head && c->next_seq < r->head) {
+            const struct chat_frame *f = chat_ring_get(r, c->next_seq);
+            if (f && f->exclude_conn != c->id)
+                break;
+            c->next_seq++;
+        }
+        if (!c->priv_head && c->next_seq >= r->head)
+            return 0; /* all sent */
+        /* POLLOUT covered the first write; check (a poll() in lws) only before more, and
+         * stop after a batch so one busy connection cannot starve the others */
+        if (written && (written >= CHAT_WRITE_BATCH || lws_send_pipe_choked(c->wsi)))
+            break;
         if (c->priv_head) {
             struct chat_frame *f = c->priv_head;
             c->priv_head = f->next;
@@ -283,21 +298,14 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
             free(f);
             if (rc < 0)
                 return -1;
-        } else if (c->next_seq < r->head) {
-            const struct chat_frame *f = chat_ring_get(r, c->next_seq);
-            c->next_seq++;
-            if (!f || f->exclude_conn == c->id)
-                continue;
+        } else {
+            const struct chat_frame *f = chat_ring_get(r, c->next_seq++);
             if (write_frame(srv, c, f) < 0)
                 return -1;
-        } else {
-            return 0;
         }
-        if (lws_send_pipe_choked(c->wsi))
-            break;
+        written++;
     }
-    if (c->priv_head || c->next_seq < r->head)
-        lws_callback_on_writable(c->wsi);
+    lws_callback_on_writable(c->wsi);
     return 0;
 }
 
@@ -305,8 +313,8 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
 {
     if (c->established) {
         struct chat_room *room = c->room;
-        chat_rawguard_detach((int)lws_get_socket_fd(c->wsi));
-        if (chat_rawguard_violated((int)lws_get_socket_fd(c->wsi)))
+        chat_rawguard_detach(c->fd);
+        if (chat_rawguard_violated(c->fd))
             srv->n.framing_violations++;
         chat_room_unlink(room, c);
         const char *email = c->member->email;
