@@ -85,7 +85,8 @@ async function chatBenches() {
   for (const n of ORDER) W.latency[n] = await loadOn(n, { ...FANOUT, rate, window: 0 }, 'latency');
 
   // p99 against offered load, for parley-chat and the floor (lws-bare) side by side.
-  W.sweep = { fractions: SWEEP, rates: SWEEP.map((f) => Math.max(50, Math.round((max * f) / 10) * 10)) };
+  const fr = SWEEP.filter((f) => max * f >= 20); // below 20 messages/s there is nothing to learn
+  W.sweep = { fractions: fr, rates: fr.map((f) => Math.round((max * f) / 10) * 10 || 20) };
   for (const n of ['parley-chat', 'lws-bare'].filter((x) => ORDER.includes(x))) {
     W.sweep[n] = [];
     for (const r of W.sweep.rates) W.sweep[n].push(await loadOn(n, { ...FANOUT, rate: r, window: 0 }, `sweep-${r}`));
@@ -217,7 +218,8 @@ function machine() {
   const get = (k) => (l.match(new RegExp(`^${k}:\\s+(.*)$`, 'm')) || [])[1] || '?';
   const ver = (cmd, args) => (spawnSync(cmd, args, { encoding: 'utf8' }).stdout || '').trim().split('\n')[0];
   return {
-    cpu: get('Model name'), cores: cpus().length, kernel: ver('uname', ['-r']),
+    cpu: get('Model name'), cores: cpus().length,
+    loadStart: readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' '), kernel: ver('uname', ['-r']),
     lws: ver('pkg-config', ['--modversion', 'libwebsockets']), node: process.version,
     python: ver('/usr/bin/python3', ['-c', 'import websockets,sys;print(sys.version.split()[0], "websockets", websockets.__version__)']),
     nodews: JSON.parse(readFileSync(join(ROOT, 'bench', 'peers', 'node-ws', 'node_modules', 'ws', 'package.json'), 'utf8')).version,
@@ -237,6 +239,7 @@ function report(m, prof, web, profHs) {
   L.push('## Machine', '');
   L.push(`* CPU: ${m.cpu}, ${m.cores} cores (shared with the load generator; other work may run too)`);
   L.push(`* kernel ${m.kernel}; libwebsockets ${m.lws}; Node ${m.node} with ws ${m.nodews}; Python ${m.python}; ${m.nginx}; wrk ${m.wrk}`);
+  L.push(`* load average (1, 5, 15 min) when the run started: ${m.loadStart}; when it ended: ${readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} (2 cores: anything above 2 means other work competed for the CPU)`);
   L.push(`* date: ${results.started}; run took ${Math.round((Date.now() - T0) / 1000)} s${QUICK ? ' (BENCH_QUICK=1: short runs)' : ''}`, '');
   L.push('## What runs', '');
   L.push('* **parley-chat**: our daemon (build/chat/parley-chat), token checked on every handshake, JSON in and out,',
