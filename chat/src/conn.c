@@ -318,9 +318,9 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
             srv->n.framing_violations++;
         chat_room_unlink(room, c);
         const char *email = c->member->email;
-        cm_info("connection closed room=%s user=%s reason=%s%s", room->name, email,
-                c->why ? c->why : "closed by client",
-                c->peer_code ? " (client sent a close frame)" : "");
+        cm_info("connection closed room=%s user=%s reason=%s client_code=%u", room->name, email,
+                c->why ? c->why : (c->peer_code ? "closed by client" : "connection lost"),
+                (unsigned)c->peer_code);
         if (chat_room_member_release(room, c->member)) {
             broadcast(srv, room, chat_proto_user_event("leave", email, c->member->name));
             chat_member_free(c->member);
