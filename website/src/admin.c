@@ -50,7 +50,9 @@ void web_h_admin_get(struct web_req *r)
         bool self = strtoll(id, NULL, 10) == r->sess.user.id;
         cm_buf_init(&act);
         struct web_var fv[] = {WEB_VAR("id", id), WEB_VAR("csrf", csrf)};
-        if (!self)
+        if (self)
+            trc |= web_tpl_render(&act, "admin_self.html", NULL, 0);
+        else
             trc |= web_tpl_render(&act, banned ? "admin_unban_form.html" : "admin_ban_form.html",
                                   fv, 2);
         if (!admin && !banned)
