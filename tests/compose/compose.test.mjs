@@ -55,21 +55,19 @@ function checkDotEnv() {
   const f = join(ROOT, '.env');
   if (!existsSync(f)) return null;
   const text = readFileSync(f, 'utf8');
-  if (/^\s*(DB_DATA_DIR|PUBLIC_PORT|DB_PASSWORD|ADMIN_PASSWORD|ADMIN_EMAIL|JWT_SECRET)\s*=/m.test(text)) {
+  if (/^\s*(DB_DATA_DIR|PUBLIC_PORT|PUBLIC_ADDR|DB_PASSWORD|ADMIN_PASSWORD|ADMIN_EMAIL|JWT_SECRET)\s*=/m.test(text)) {
     return `${f} exists and podman-compose would use its values instead of the test's; move it away to run this test`;
   }
   return null;
 }
-const skip = checkDotEnv();
+const skip = checkDotEnv() || false;
 
 before(async () => {
   if (skip) return;
   const setup = spawnSync(join(ROOT, 'tests', 'compose', 'podman-env.sh'), [],
     { encoding: 'utf8', timeout: 10 * 60 * 1000 });
   if (setup.status !== 0) throw new Error(`podman-env.sh failed:\n${setup.stderr}`);
-  const port = await freePort();
-  url = `http://127.0.0.1:${port}`;
-  env = { ...process.env, CONTAINERS_CONF: setup.stdout.trim(), PUBLIC_PORT: String(port),
+  env = { ...process.env, CONTAINERS_CONF: setup.stdout.trim(), PUBLIC_ADDR: '127.0.0.1',
     DB_DATA_DIR: dataDir, DB_PASSWORD: randomBytes(24).toString('hex'),
     JWT_SECRET: randomBytes(32).toString('hex'), ADMIN_EMAIL: 'admin@example.com',
     ADMIN_PASSWORD: randomBytes(12).toString('base64url') };
@@ -89,7 +87,11 @@ after(async () => {
   rmSync(dataDir, { recursive: true, force: true });
 });
 
+// Picks the published port just before `up` (a port chosen before a build of minutes may
+// be taken by then).
 async function up() {
+  env.PUBLIC_PORT = String(await freePort());
+  url = `http://127.0.0.1:${env.PUBLIC_PORT}`;
   await compose('up', '-d');
   try {
     await waitForHttp(`${url}/healthz`, { timeoutMs: UP_TIMEOUT_MS });
@@ -119,8 +121,8 @@ test('only nginx publishes a port, and only the one asked for', { skip }, async 
   for (const c of names) {
     const { out } = await podman('inspect', c, '--format', '{{json .HostConfig.PortBindings}}');
     const bindings = JSON.parse(out.trim() || 'null') || {};
-    const published = Object.entries(bindings).flatMap(([k, v]) => (v || []).map((b) => `${k}->${b.HostPort}`));
-    if (c.includes('_nginx_')) assert.deepEqual(published, [`8080/tcp->${env.PUBLIC_PORT}`], c);
+    const published = Object.entries(bindings).flatMap(([k, v]) => (v || []).map((b) => `${k}->${b.HostIp}:${b.HostPort}`));
+    if (c.includes('_nginx_')) assert.deepEqual(published, [`8080/tcp->127.0.0.1:${env.PUBLIC_PORT}`], c);
     else assert.deepEqual(published, [], `${c} publishes ${published.join(',')}`);
   }
 });
