@@ -358,7 +358,7 @@ function report(m, prof, web, profHs) {
   if (profHs && !profHs.error) {
     L.push(`During the handshake run (${f0(profHs.run.handshakes_per_s)} handshakes/s), by object and by symbol:`, '');
     L.push('```', ...profHs.byDso.slice(0, 8), '```', '', '```', ...profHs.bySymbol.slice(0, 12), '```', '');
-    L.push(`\`lws_dll2_add_sorted\` (inclusive ${f2(profHs.inclusive?.sorted)}%) is libwebsockets 4.1 inserting a timer into its sorted, linear list of scheduled events: each connection's validity timer (the ping/idle policy, \`retry_and_idle_policy\`) is re-inserted on traffic, walking a list as long as the number of connections.`, '');
+    L.push(`\`lws_dll2_add_sorted\` (6000 connections; inclusive ${f2(profHs.inclusive?.sorted)}%) is libwebsockets 4.1 inserting a timer into its sorted, linear list of scheduled events: each connection's validity timer (the ping/idle policy, \`retry_and_idle_policy\`) is re-inserted on traffic, walking a list as long as the number of connections.`, '');
   }
   L.push('## Against the targets', '');
   L.push(...discussion(fo, la, W.memory, prof), '');
@@ -446,7 +446,7 @@ async function main() {
   const prof = await profile();
   results.profile = prof;
   log('profile: perf record on parley-chat during the handshake run');
-  const profHs = await profile(HANDSHAKE, QUICK ? 2 : 3);
+  const profHs = await profile({ ...HANDSHAKE, conns: 6000, rooms: 600 }, QUICK ? 3 : 4);
   results.profileHandshake = profHs;
   log('website: starting the stack');
   const web = await websiteBench();
