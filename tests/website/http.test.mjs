@@ -88,7 +88,15 @@ test('a body over WEB_MAX_BODY gets 413 (declared length and chunked) and is not
   r = await raw(`POST /rooms HTTP/1.1\r\nHost: x\r\nCookie: ${cookie}\r\nConnection: close\r\n`
     + `Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n${body}`);
   assert.equal(r.status, 413);
+  // a chunked body that goes on far past the limit: the connection is cut, not read forever
+  let huge = '';
+  for (let i = 0; i < 100; i++) huge += `${chunk.length.toString(16)}\r\n${chunk}\r\n`;
+  r = await raw(`POST /rooms HTTP/1.1\r\nHost: x\r\nCookie: ${cookie}\r\n`
+    + `Content-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n${huge}`);
+  assert.notEqual(r.status, 200);
+  assert.notEqual(r.status, 303);
   assert.equal(site.pg.psql('SELECT count(*) FROM rooms'), before);
+  assert.equal((await fetch(`${site.url}/healthz`)).status, 200);
   // just under the limit is fine (and then fails validation as a too-long description)
   const ok = `csrf_token=${u.client.csrf}&name=bigroom&title=x&description=${'d'.repeat(60000)}`;
   r = await raw(`POST /rooms HTTP/1.1\r\nHost: x\r\nCookie: ${cookie}\r\nConnection: close\r\n`

@@ -12,7 +12,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#define WEB_LOG_PATH_MAX 200 /* characters of the path shown in a log line */
+#define WEB_LOG_PATH_MAX 200  /* characters of the path shown in a log line */
+#define WEB_DISCARD_FACTOR 16 /* chunked body bytes dropped after a 413, in WEB_MAX_BODYs */
 
 /* The same policy nginx sets, so that running the website directly is just as safe. */
 #define WEB_CSP                                                                                    \
@@ -183,16 +184,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (*upload_size > 0) {
-        /* Chunked bodies have no declared length: count as they come and stop storing (but
-         * keep reading, so the 413 reaches the client) once over the limit. */
-        if (!r->too_large) {
-            if (r->body.len + *upload_size > (size_t)web_cfg.max_body) {
-                r->too_large = true;
-                cm_buf_free(&r->body);
-                cm_buf_init(&r->body);
-            } else {
-                cm_buf_append(&r->body, upload_data, *upload_size);
+        /* Chunked bodies have no declared length: count as they come. Over the limit, stop
+         * storing; MHD 0.9.75 refuses a response queued in the middle of a body, so the rest
+         * is read and dropped (no memory) and the 413 goes out at the end, unless the client
+         * keeps sending past WEB_DISCARD_FACTOR times the limit: then the connection is cut. */
+        if (!r->too_large && r->body.len + *upload_size > (size_t)web_cfg.max_body) {
+            r->too_large = true;
+            cm_buf_free(&r->body);
+            cm_buf_init(&r->body);
+        }
+        if (r->too_large) {
+            r->discarded += *upload_size;
+            if (r->discarded > WEB_DISCARD_FACTOR * (uint64_t)web_cfg.max_body) {
+                cm_info("%s: request body far over the limit: closing", r->ip);
+                return MHD_NO;
             }
+        } else {
+            cm_buf_append(&r->body, upload_data, *upload_size);
         }
         *upload_size = 0;
         return MHD_YES;

@@ -51,6 +51,7 @@ struct web_req {
 
     struct cm_buf body;
     bool too_large;
+    uint64_t discarded; /* body bytes dropped after too_large */
 
     struct web_db_conn *db; /* acquired on the first query, released at completion */
     bool db_failed;         /* a query found the database down: answer 503 */
