@@ -26,6 +26,7 @@ import { newSecret } from './token.mjs';
 export const NGINX = process.env.NGINX || '/usr/sbin/nginx';
 export const STATIC_DIR = join(ROOT, 'website', 'static');
 const START_TIMEOUT_MS = Number(process.env.PARLEY_START_TIMEOUT_MS || 60000);
+export const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: /;
 
 // Polls GET url until it answers `status` (the website is ready once its /healthz says the
 // database answers, which is after its migrations ran).
@@ -92,10 +93,13 @@ export async function startStack(opts = {}) {
   const secret = opts.secret || newSecret();
   const admin = { email: opts.adminEmail || 'admin@example.com',
     password: opts.adminPassword || randomBytes(12).toString('base64url') };
-  const s = { dir, secret, admin, pg: null, website: null, chat: null, nginx: null };
+  const s = { dir, secret, admin, pg: null, website: null, chat: null, nginx: null,
+    sanitizerReports: [] };
   const accessLog = join(dir, 'access.log');
   const errorLog = join(dir, 'error.log');
 
+  // Stops everything (reverse order). Then throws if a daemon printed a sanitizer report
+  // (ASan/UBSan/LSan builds): a test that passed over a memory error has not passed.
   s.stop = async () => {
     for (const part of [s.nginx, s.chat, s.website]) {
       if (part) await part.stop().catch(() => {});
@@ -103,6 +107,11 @@ export async function startStack(opts = {}) {
     if (s.pg) await s.pg.destroy().catch(() => {});
     if (process.env.PARLEY_KEEP_TMP) process.stderr.write(`stack: kept ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
+    const reports = [...s.sanitizerReports];
+    for (const [name, part] of [['website', s.website], ['chat', s.chat]]) {
+      if (part && SANITIZER_RE.test(part.stderr)) reports.push(`${name}:\n${part.stderr.slice(-6000)}`);
+    }
+    if (reports.length) throw new Error(`sanitizer report(s):\n${reports.join('\n')}`);
   };
 
   try {
@@ -128,7 +137,12 @@ export async function startStack(opts = {}) {
       s.chat = await startDaemon(BIN.chat, s.chatEnv, chatPort, { timeoutMs: START_TIMEOUT_MS });
       s.chat.port = chatPort;
     };
-    s.stopChat = async () => { if (s.chat) await s.chat.stop(); };
+    s.stopChat = async () => {
+      if (!s.chat) return;
+      await s.chat.stop();
+      // A restarted chat daemon gets a new stderr: keep the old one's reports.
+      if (SANITIZER_RE.test(s.chat.stderr)) s.sanitizerReports.push(`chat:\n${s.chat.stderr.slice(-6000)}`);
+    };
     s.restartChat = async () => { await s.stopChat(); await s.startChat(); };
     await s.startChat();
 
@@ -142,7 +156,7 @@ export async function startStack(opts = {}) {
   } catch (e) {
     const logs = [s.website && `website:\n${s.website.stderr}`, s.chat && `chat:\n${s.chat.stderr}`]
       .filter(Boolean).join('\n');
-    await s.stop();
+    await s.stop().catch((e2) => { e.message += `\n${e2.message}`; });
     e.message += logs ? `\n${logs}` : '';
     throw e;
   }

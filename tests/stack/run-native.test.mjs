@@ -10,7 +10,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, BUILD, freePort } from '../lib/proc.mjs';
-import { WebClient } from '../lib/stack.mjs';
+import { WebClient, SANITIZER_RE } from '../lib/stack.mjs';
 import { happyPath, eventually, WAIT_MS } from './helpers.mjs';
 
 const STATE = mkdtempSync(join(tmpdir(), 'parley-native-'));
@@ -92,6 +92,7 @@ test('first start: brings everything up, prints the URL and the admin credential
   // Ctrl-C: everything stops and the script exits by itself.
   const ex = await r.stop('SIGINT');
   assert.equal(ex.code, 0, `exit ${JSON.stringify(ex)}\n${r.out.slice(-2000)}`);
+  assert.ok(!SANITIZER_RE.test(r.out), `sanitizer report:\n${r.out.slice(-6000)}`);
   for (const [name, port] of Object.entries(ports)) {
     assert.equal(await portOpen(port), false, `${name} ${port} still open after Ctrl-C`);
   }
@@ -114,6 +115,7 @@ test('second start reuses the state: same admin password, data kept; SIGTERM sto
   const ex = await r.exited;
   clearTimeout(t);
   assert.equal(ex.code, 0, `exit ${JSON.stringify(ex)}\n${r.out.slice(-2000)}`);
+  assert.ok(!SANITIZER_RE.test(r.out), `sanitizer report:\n${r.out.slice(-6000)}`);
   for (const [name, port] of Object.entries(ports)) {
     assert.equal(await portOpen(port), false, `${name} ${port} still open after SIGTERM`);
   }
