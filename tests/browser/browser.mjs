@@ -48,7 +48,8 @@ export async function newUser(b, baseUrl, { email, name, password, viewport = DE
   page.on('pageerror', (e) => { u.pageErrors.push(e.message); });
   // Chromium logs a failed WebSocket's URL, token included: keep tokens out of test output.
   page.on('console', (m) => {
-    u.console.push(`${m.type()}: ${m.text().replace(/access_token=[^'"\s&]+/g, 'access_token=REDACTED')}`);
+    const text = m.text().replace(/access_token=[^'"\s&]+/g, 'access_token=REDACTED');
+    u.console.push(`${m.type()}: ${text}`);
   });
   return u;
 }
@@ -61,7 +62,18 @@ export async function register(u) {
   await form.locator('[name="email"]').fill(u.email);
   await form.locator('[name="name"]').fill(u.name);
   await form.locator('[name="password"]').fill(u.password);
-  await Promise.all([page.waitForURL(/\/rooms$/), form.locator('[name="password"]').press('Enter')]);
+  await submitAndExpect(page, form.locator('[name="password"]'), '/register', /\/rooms$/);
+}
+
+// Presses Enter in a form field (submitting the form as a person would) and waits for the
+// next page. Landing anywhere but `want` (say, the form again with an error) fails with the
+// error text shown, rather than with a bare timeout.
+async function submitAndExpect(page, field, from, want) {
+  await Promise.all([page.waitForEvent('load'), field.press('Enter')]);
+  if (!want.test(new URL(page.url()).pathname)) {
+    const errs = await page.locator('.error:not(:empty)').allTextContents();
+    throw new Error(`submitting ${from} led to ${page.url()}: ${errs.join(' | ') || '(no error)'}`);
+  }
 }
 
 export async function login(u) {
@@ -70,7 +82,7 @@ export async function login(u) {
   const form = page.locator('form[action="/login"]');
   await form.locator('[name="email"]').fill(u.email);
   await form.locator('[name="password"]').fill(u.password);
-  await Promise.all([page.waitForURL(/\/rooms$/), form.locator('[name="password"]').press('Enter')]);
+  await submitAndExpect(page, form.locator('[name="password"]'), '/login', /\/rooms$/);
 }
 
 // Uses the create form on /rooms; lands on the new room's chat page.
@@ -80,8 +92,8 @@ export async function createRoom(u, name, title) {
   const form = page.locator('form[action="/rooms"]');
   await form.locator('[name="name"]').fill(name);
   await form.locator('[name="title"]').fill(title);
-  await Promise.all([page.waitForURL(new RegExp(`/rooms/${name}$`)),
-    form.locator('[name="title"]').press('Enter')]);
+  await submitAndExpect(page, form.locator('[name="title"]'), '/rooms',
+    new RegExp(`^/rooms/${name}$`));
 }
 
 // Opens the chat page and waits until the connection badge says online.
@@ -149,11 +161,13 @@ export async function describe(stack, users) {
         state: document.querySelector('#chat .chat-status')?.textContent,
         banner: document.querySelector('#chat .chat-banner')?.textContent,
         error: document.querySelector('#chat .chat-error')?.textContent,
-        members: [...document.querySelectorAll('#chat .chat-member-name')].map((e) => e.textContent),
+        members: [...document.querySelectorAll('#chat .chat-member-name')]
+          .map((e) => e.textContent),
         log: [...document.querySelectorAll('#chat .chat-log > li')].map((e) => e.textContent),
       })), null, 1);
     } catch { /* keep the placeholder */ }
-    parts.push(`--- page of ${u.email}\n${view}\n--- console of ${u.email}\n${u.console.join('\n')}`);
+    parts.push(`--- page of ${u.email}\n${view}`,
+      `--- console of ${u.email}\n${u.console.join('\n')}`);
   }
   return `${parts.join('\n')}\n${stack ? stack.logs() : ''}`;
 }

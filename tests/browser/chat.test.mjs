@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { startStack } from '../lib/stack.mjs';
 import {
   launch, newUser, register, createRoom, openRoom, say, messages, waitMessages, memberNames,
-  screenshot, uniq, chromiumAvailable, CHROMIUM, PHONE,
+  screenshot, chromiumAvailable, CHROMIUM, PHONE,
   withReport,
 } from './browser.mjs';
 
@@ -84,7 +84,7 @@ test('messages appear in the same order on both screens, own and others styled a
     const onAnn = await messages(ann);
     const onBob = await messages(bob);
     const view = (list) => list.map((m) => `${m.author}: ${m.text}`);
-    assert.deepEqual(view(onAnn), view(onBob), 'both screens show the same messages in the same order');
+    assert.deepEqual(view(onAnn), view(onBob), 'both screens: same messages, same order');
     assert.deepEqual(view(onAnn).slice(0, 4), lines.map(([w, t]) => `${w.email}: ${t}`));
     assert.equal(onAnn.length, 6, 'no duplicates of own messages');
     for (const m of onAnn) {
@@ -92,7 +92,9 @@ test('messages appear in the same order on both screens, own and others styled a
       assert.equal(m.own, m.author === ann.email, `on Ann's screen: ${m.text}`);
       assert.equal(m.other, m.author !== ann.email);
     }
-    for (const m of onBob) assert.equal(m.own, m.author === bob.email, `on Bob's screen: ${m.text}`);
+    for (const m of onBob) {
+      assert.equal(m.own, m.author === bob.email, `on Bob's screen: ${m.text}`);
+    }
 
     // Own bubbles sit on the right, the others' on the left, in different colours.
     const geo = await ann.page.evaluate(() => {
@@ -106,8 +108,8 @@ test('messages appear in the same order on both screens, own and others styled a
       return { own: pick('.msg-own .msg-text'), other: pick('.msg-other .msg-text'),
         width: log.width };
     });
-    assert.ok(geo.own.right < geo.own.left, `own bubble is right-aligned: ${JSON.stringify(geo)}`);
-    assert.ok(geo.other.left < geo.other.right, `other bubble is left-aligned: ${JSON.stringify(geo)}`);
+    assert.ok(geo.own.right < geo.own.left, `own bubble on the right: ${JSON.stringify(geo)}`);
+    assert.ok(geo.other.left < geo.other.right, `other bubble on the left: ${JSON.stringify(geo)}`);
     assert.notEqual(geo.own.bg, geo.other.bg, 'own and other bubbles differ in colour');
 
     // Each message says who wrote it and when.
@@ -210,7 +212,8 @@ test('a phone-sized screen (360x740) shows a usable chat', () =>
       await waitMessages(cat, 2);
       await page.locator('#chat-input').fill('Hi from my phone!');
       await page.locator('#chat .chat-send').tap();
-      await ann.page.locator('#chat .msg-other .msg-text', { hasText: 'Hi from my phone!' }).waitFor();
+      await ann.page.locator('#chat .msg-other .msg-text', { hasText: 'Hi from my phone!' })
+        .waitFor();
       const mine = page.locator('#chat .msg-own', { hasText: 'Hi from my phone!' });
       await mine.waitFor();
       assert.equal(await mine.evaluate((e) => e.classList.contains('msg-pending')), false);
@@ -254,7 +257,8 @@ test('screen readers hear new messages, and the keyboard reaches everything', ()
     const seen = [];
     for (let i = 0; i < 4 && seen.at(-1) !== 'chat-input'; i++) {
       await ann.page.keyboard.press('Tab');
-      seen.push(await ann.page.evaluate(() => document.activeElement.id || document.activeElement.className));
+      seen.push(await ann.page.evaluate(() =>
+        document.activeElement.id || document.activeElement.className));
     }
     assert.equal(seen.at(-1), 'chat-input', `focus went ${seen.join(' -> ')}`);
     await ann.page.keyboard.type('Typed without a mouse');

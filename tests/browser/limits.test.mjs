@@ -85,7 +85,8 @@ test('sent too fast: refused messages come back into the box, accepted ones show
     assert.ok(back.length >= 1 && back[0] !== '', 'some were refused');
     assert.deepEqual([...shown, ...back].sort(), [...texts].sort(),
       `each message exactly once, shown or back in the box: ${JSON.stringify({ shown, back })}`);
-    const inOrder = (list) => list.every((t, i) => i === 0 || texts.indexOf(list[i - 1]) < texts.indexOf(t));
+    const inOrder = (list) =>
+      list.every((t, i) => i === 0 || texts.indexOf(list[i - 1]) < texts.indexOf(t));
     assert.ok(inOrder(shown), 'accepted ones in the order they were written');
     assert.ok(inOrder(back), 'refused ones back in the order they were written');
     assert.equal(shown[0], texts[0]);

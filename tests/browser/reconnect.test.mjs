@@ -37,7 +37,8 @@ before(async () => {
   await createRoom(ann, room, 'Relay');
   await openRoom(ann, room);
   await openRoom(bob, room);
-  await ann.page.waitForFunction(() => document.querySelectorAll('#chat .chat-member').length === 2);
+  await ann.page.waitForFunction(() =>
+    document.querySelectorAll('#chat .chat-member').length === 2);
 });
 
 after(async () => {
@@ -53,7 +54,9 @@ test('chat daemon restarted: both pages show reconnecting, then online, and chat
     await waitMessages(bob, 1);
     const annTokens = ann.tokens.length;
     const bobTokens = bob.tokens.length;
-    const loads = await Promise.all([ann, bob].map((u) => u.page.evaluate(() => performance.timeOrigin)));
+    const pageLoads = () =>
+      Promise.all([ann, bob].map((u) => u.page.evaluate(() => performance.timeOrigin)));
+    const loads = await pageLoads();
 
     await stack.stopChat();
     await Promise.all([waitState(ann, 'reconnecting'), waitState(bob, 'reconnecting')]);
@@ -64,15 +67,17 @@ test('chat daemon restarted: both pages show reconnecting, then online, and chat
     // Fresh tokens were fetched, the pages were not reloaded, and the members are back.
     assert.ok(ann.tokens.length > annTokens && bob.tokens.length > bobTokens);
     assert.ok(ann.tokens.slice(annTokens).every((s) => s === 200 || s >= 500));
-    const again = await Promise.all([ann, bob].map((u) => u.page.evaluate(() => performance.timeOrigin)));
+    const again = await pageLoads();
     assert.deepEqual(again, loads, 'no page reload');
-    await ann.page.waitForFunction(() => document.querySelectorAll('#chat .chat-member').length === 2);
+    await ann.page.waitForFunction(() =>
+      document.querySelectorAll('#chat .chat-member').length === 2);
     assert.deepEqual((await memberNames(ann)).sort(), ['Ann', 'Bob']);
     await ann.page.locator('#chat .chat-notice', { hasText: 'Reconnected' }).waitFor();
 
     await say(bob, 'after the restart');
     await waitMessages(ann, 2);
-    assert.deepEqual((await messages(ann)).map((m) => m.text), ['before the restart', 'after the restart']);
+    assert.deepEqual((await messages(ann)).map((m) => m.text),
+      ['before the restart', 'after the restart']);
   }));
 
 // There is no message history yet (a later wave): a message reaches those connected when
@@ -84,8 +89,9 @@ test('a message typed while the chat is down is kept, marked, and sent on reconn
     await Promise.all([waitState(ann, 'reconnecting'), waitState(bob, 'reconnecting')]);
     await ann.context.setOffline(true);
     await waitState(ann, 'offline');
-    await say(ann, 'typed while the server was down');
-    const pending = ann.page.locator('#chat .msg-pending', { hasText: 'typed while the server was down' });
+    const text = 'typed while the server was down';
+    await say(ann, text);
+    const pending = ann.page.locator('#chat .msg-pending', { hasText: text });
     await pending.waitFor();
     assert.match(await pending.locator('.msg-state').textContent(), /Not sent yet/);
     await screenshot(ann.page, 'chat-offline-pending.png');
@@ -95,16 +101,17 @@ test('a message typed while the chat is down is kept, marked, and sent on reconn
     await waitState(bob, 'online');
     await ann.context.setOffline(false);
     await waitState(ann, 'online');
-    await bob.page.locator('#chat .msg-text', { hasText: 'typed while the server was down' }).waitFor();
+    await bob.page.locator('#chat .msg-text', { hasText: text }).waitFor();
     await pending.waitFor({ state: 'detached' });
     // Exactly once on both screens, confirmed on Ann's.
     for (const u of [ann, bob]) {
-      const hits = (await messages(u)).filter((m) => m.text === 'typed while the server was down');
+      const hits = (await messages(u)).filter((m) => m.text === text);
       assert.equal(hits.length, 1, 'not duplicated');
       assert.equal(hits[0].pending, false);
     }
     // Bob was there before the restart: his return is not announced as a new arrival.
-    assert.equal(await ann.page.locator('#chat .chat-notice', { hasText: 'Bob joined' }).count(), 1);
+    const joins = ann.page.locator('#chat .chat-notice', { hasText: 'Bob joined' });
+    assert.equal(await joins.count(), 1);
   }));
 
 test('the browser going offline and online again is shown and recovered from', () =>

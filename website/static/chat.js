@@ -405,7 +405,8 @@
     if (Array.isArray(f.members)) {
       for (const m of f.members) {
         if (m && typeof m.email === 'string') {
-          online.set(m.email.toLowerCase(), typeof m.name === 'string' && m.name ? m.name : m.email);
+          const name = typeof m.name === 'string' && m.name ? m.name : m.email;
+          online.set(m.email.toLowerCase(), name);
         }
       }
     }
@@ -701,7 +702,9 @@
     const n = codePoints(input.value);
     counter.classList.toggle('is-visible', n >= COUNTER_FROM);
     counter.classList.toggle('is-over', n > MAX_TEXT);
-    if (n > MAX_TEXT) counter.textContent = (n - MAX_TEXT) + ' characters too many (' + n + ' / ' + MAX_TEXT + ')';
+    if (n > MAX_TEXT) {
+      counter.textContent = (n - MAX_TEXT) + ' characters too many (' + n + ' / ' + MAX_TEXT + ')';
+    }
     else if (n >= COUNTER_FROM) counter.textContent = n + ' / ' + MAX_TEXT;
     else counter.textContent = '';
     updateSendable();
@@ -771,7 +774,8 @@
     }
     clearError();
     const cid = newClientId();
-    const li = buildMessage({ clientId: cid, email: me.email, name: me.name, text, ts: Date.now() });
+    const li = buildMessage({ clientId: cid, email: me.email, name: me.name, text,
+      ts: Date.now() });
     const p = { text, li, sent: false };
     pending.set(cid, p);
     outbox.push(cid);
