@@ -14,6 +14,7 @@
   const COUNTER_FROM = 3500;         // show the length counter from this many code points
   const TYPING_SEND_EVERY_MS = 3000; // send {"type":"typing"} at most this often
   const TYPING_SHOW_MS = 4000;       // how long "X is typing..." stays after the last signal
+  const TYPING_FADE_MS = 800;        // its fade-out (chat.css: 0.6 s) before the text is dropped
   const BACKOFF_BASE_MS = 500;       // reconnect delay: random(0, min(cap, base * 2^attempt))
   const BACKOFF_CAP_MS = 30000;
   const TOKEN_TIMEOUT_MS = 15000;    // give up on a hanging token request and retry
@@ -176,6 +177,7 @@
   let wasOnline = new Set(); // who was here when the connection dropped (see onJoin)
   let wasOnlineTimer = null;
   const typers = new Map(); // email(lowercase) -> {name, timer}
+  let typingFadeTimer = null;
   // Server message ids already shown on this connection. The chat daemon numbers messages per
   // room and process, so after a restart ids start again at 1: the set starts afresh with
   // every welcome.
@@ -481,8 +483,13 @@
       typing.textContent = text;
       typing.classList.add('is-visible');
     } else {
-      // keep the last text while it fades out; the class drives the CSS transition
+      // keep the last text while it fades out (the class drives the CSS transition), then drop
+      // it, or screen readers would still find it
       typing.classList.remove('is-visible');
+      clearTimeout(typingFadeTimer);
+      typingFadeTimer = setTimeout(() => {
+        if (!typing.classList.contains('is-visible')) typing.textContent = '';
+      }, TYPING_FADE_MS);
     }
   }
 
