@@ -193,3 +193,18 @@ test('the log never contains a password, a session id or a CSRF token', async ()
   assert.ok(!log.includes(site.env.DB_PASSWORD), 'no database password');
   assert.ok(!log.includes(site.secret), 'no JWT secret');
 });
+
+test('landing page: 200 for visitors; signed-in users are sent to /rooms', async () => {
+  const anon = site.client();
+  const r = await anon.get('/');
+  assert.equal(r.status, 200);
+  assert.match(r.text, /href="\/register"/);
+  assert.match(r.text, /href="\/login"/);
+  const u = await newUser(site, 'land');
+  const s = await u.client.get('/');
+  assert.equal(s.status, 303);
+  assert.equal(s.location, '/rooms');
+  const l = await u.client.get('/login');
+  assert.equal(l.status, 303);
+  assert.equal(l.location, '/rooms');
+});
