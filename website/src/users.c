@@ -217,7 +217,7 @@ int web_admin_bootstrap(PGconn *c)
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
     if (rc < 0)
         cm_error("admin bootstrap: %s", PQresultErrorMessage(res));
-    else
+    else if (strcmp(PQcmdTuples(res), "1") == 0) /* 0: another replica was first */
         cm_info("admin bootstrap: created admin account %s", web_cfg.admin_email);
     PQclear(res);
     return rc;
