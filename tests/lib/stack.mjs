@@ -15,7 +15,7 @@
 // Also exported: WebClient, a cookie-keeping HTTP client that fills in CSRF tokens, so tests
 // can register, log in and create rooms as a user would with forms.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, chmodSync, readFileSync, writeFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, chmodSync, readFileSync, writeFileSync, rmSync, existsSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -86,6 +86,19 @@ async function startNginx(dir, conf, port) {
   return n;
 }
 
+// Nginx's workers run as "nobody" under root: in a clone inside a private home (/root is
+// mode 700) they cannot read website/static, so they get a copy in the stack's temp dir.
+function nginxStaticDir(dir) {
+  if (process.getuid() !== 0) return STATIC_DIR;
+  const r = spawnSync('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', '--',
+    'test', '-x', STATIC_DIR]);
+  if (r.status === 0) return STATIC_DIR;
+  const copy = join(dir, 'static');
+  cpSync(STATIC_DIR, copy, { recursive: true });
+  spawnSync('chmod', ['-R', 'a+rX', copy]);
+  return copy;
+}
+
 export async function startStack(opts = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'parley-stack-'));
   // Nginx workers run as "nobody" when the master is root: they must reach the temp dirs.
@@ -149,7 +162,7 @@ export async function startStack(opts = {}) {
     const conf = join(dir, 'nginx.conf');
     writeFileSync(conf, renderNginxConf({
       NGINX_LISTEN: `127.0.0.1:${port}`, NGINX_WEBSITE: `127.0.0.1:${webPort}`,
-      NGINX_CHAT: `127.0.0.1:${chatPort}`, NGINX_STATIC_DIR: STATIC_DIR, NGINX_RUN_DIR: dir,
+      NGINX_CHAT: `127.0.0.1:${chatPort}`, NGINX_STATIC_DIR: nginxStaticDir(dir), NGINX_RUN_DIR: dir,
       NGINX_ACCESS_LOG: accessLog, NGINX_ERROR_LOG: errorLog, NGINX_WORKERS: '1',
       ...opts.nginxEnv }));
     s.nginx = await startNginx(dir, conf, port);

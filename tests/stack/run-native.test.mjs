@@ -127,3 +127,25 @@ test('a bad setting is refused with a clear message', async () => {
   assert.notEqual(ex.code, 0);
   assert.match(r.out, /PUBLIC_PORT must be a port number/);
 });
+
+test('a state dir that postgres and nginx cannot reach moves their files to /var/lib/parley', {
+  skip: process.getuid() !== 0 ? 'only as root' : false, timeout: 240000 }, async () => {
+  const priv = mkdtempSync(join(tmpdir(), 'parley-private-')); // mode 700, like /root
+  const state = join(priv, 'state');
+  let alt = null;
+  try {
+    const r = runNative({ PARLEY_STATE_DIR: state });
+    await r.ready;
+    const m = r.out.match(/files are in (\/var\/lib\/parley\/[0-9a-f]{16})/);
+    assert.ok(m, r.out.slice(0, 2000));
+    alt = m[1];
+    const st = await fetch(`${url}/static/style.css`);
+    assert.equal(st.status, 200, 'nginx workers can read the static files');
+    assert.equal((await fetch(`${url}/healthz`)).status, 200);
+    r.child.kill('SIGTERM');
+    assert.equal((await r.exited).code, 0);
+  } finally {
+    rmSync(priv, { recursive: true, force: true });
+    if (alt) rmSync(alt, { recursive: true, force: true });
+  }
+});
