@@ -43,7 +43,11 @@ export async function newUser(b, baseUrl, { email, name, password, viewport = DE
   context.setDefaultTimeout(WAIT_MS);
   context.setDefaultNavigationTimeout(WAIT_MS);
   const page = await context.newPage();
-  const u = { context, page, email, name, password, dialogs: [], pageErrors: [], console: [] };
+  const u = { context, page, email, name, password, dialogs: [], pageErrors: [], console: [],
+    requests: [] };
+  page.on('request', (r) => {
+    u.requests.push(r.url().replace(/access_token=[^&]+/, 'access_token=REDACTED'));
+  });
   page.on('dialog', (d) => { u.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
   page.on('pageerror', (e) => { u.pageErrors.push(e.message); });
   // Chromium logs a failed WebSocket's URL, token included: keep tokens out of test output.

@@ -160,6 +160,23 @@ test('a message with HTML is shown as text and runs nothing', () =>
     }
   }));
 
+test('everything comes from this site, and nothing breaks the Content-Security-Policy', () =>
+  withLogs(async () => {
+    const origin = new URL(stack.url).origin;
+    const wsOrigin = origin.replace(/^http/, 'ws');
+    for (const u of [ann, bob]) {
+      assert.ok(u.requests.length > 0);
+      const foreign = u.requests.filter((r) => !r.startsWith(`${origin}/`) &&
+        !r.startsWith(`${wsOrigin}/`) && !r.startsWith('data:'));
+      assert.deepEqual(foreign, [], 'no request leaves the site');
+      const csp = u.console.filter((l) => /Content Security Policy|Refused to/i.test(l));
+      assert.deepEqual(csp, [], 'no CSP violation');
+    }
+    // The policy is really in force on the chat page (so the check above means something).
+    const res = await ann.page.request.get(`/rooms/${room}`);
+    assert.match(res.headers()['content-security-policy'] || '', /script-src 'self'/);
+  }));
+
 test('a length counter appears near the limit, counts characters, and blocks too long text', () =>
   withLogs(async () => {
     const input = ann.page.locator('#chat-input');
