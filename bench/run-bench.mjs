@@ -359,7 +359,7 @@ function report(m, prof, web, profHs) {
   if (profHs && !profHs.error) {
     L.push(`During the handshake run (${f0(profHs.run.handshakes_per_s)} handshakes/s), by object and by symbol:`, '');
     L.push('```', ...profHs.byDso.slice(0, 8), '```', '', '```', ...profHs.bySymbol.slice(0, 12), '```', '');
-    L.push(`\`lws_dll2_add_sorted\` (6000 connections; inclusive ${f2(profHs.inclusive?.sorted)}%) is libwebsockets 4.1 inserting a timer into its sorted, linear list of scheduled events: each connection's validity timer (the ping/idle policy, \`retry_and_idle_policy\`) is re-inserted on traffic, walking a list as long as the number of connections.`, '');
+    L.push(`\`lws_dll2_add_sorted\` (6000 connections; inclusive ${f2(profHs.inclusive?.sorted)}%) is libwebsockets 4.1 inserting a timer into its one sorted linked list of scheduled events (READMEs/README.lws_sul.md): every connection gets a validity timer from the ping/idle policy (\`retry_and_idle_policy\`), each later than all the others, so each insertion walks a list as long as the number of connections: O(N²) over N handshakes. lws-bare sets no such policy.`, '');
   }
   L.push('## Against the targets', '');
   L.push(...discussion(fo, la, W.memory, prof), '');
