@@ -221,6 +221,7 @@ test('a phone-sized screen (360x740) shows a usable chat', () =>
       assert.equal(await toggle.getAttribute('aria-expanded'), 'true');
       assert.equal(await page.locator('#chat-members').isVisible(), true);
       assert.ok((await memberNames(cat)).includes('Ann Archer'));
+      await screenshot(page, 'chat-phone-members.png');
       await toggle.click();
       assert.equal(await page.locator('#chat-members').isVisible(), false);
 

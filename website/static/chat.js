@@ -113,7 +113,7 @@
   log.setAttribute('aria-relevant', 'additions');
   log.setAttribute('aria-label', 'Messages in ' + roomTitle);
   log.tabIndex = 0;
-  const empty = el('li', 'chat-empty', 'No messages yet. Say hello!');
+  const empty = el('li', 'chat-empty', 'New messages appear here. Say hello!');
   log.append(empty);
   const newBelow = el('button', 'chat-newbelow', 'New messages \u2193');
   newBelow.type = 'button';
