@@ -70,6 +70,8 @@ before(async () => {
   env = { ...process.env, CONTAINERS_CONF: setup.stdout.trim(), PUBLIC_ADDR: '127.0.0.1',
     DB_DATA_DIR: dataDir, DB_PASSWORD: randomBytes(24).toString('hex'),
     JWT_SECRET: randomBytes(32).toString('hex'), ADMIN_EMAIL: 'admin@example.com',
+    // Its own image tags, so a concurrent run (another checkout) cannot swap images under it.
+    PARLEY_IMAGE_TAG: project,
     ADMIN_PASSWORD: randomBytes(12).toString('base64url') };
   log(`building images (project ${project}; the first build takes several minutes)`);
   const t0 = Date.now();
@@ -83,6 +85,10 @@ after(async () => {
   for (const c of await containers().catch(() => [])) await podman('rm', '-f', c).catch(() => {});
   for (const n of ['internal', 'public']) {
     await run('podman', ['network', 'rm', '-f', `${project}_${n}`], { allowFail: true });
+  }
+  // Only the tags go: the layers stay in podman's cache for the next build.
+  for (const i of ['db', 'website', 'chat', 'nginx']) {
+    await run('podman', ['rmi', `localhost/parley-${i}:${project}`], { allowFail: true });
   }
   rmSync(dataDir, { recursive: true, force: true });
 });
