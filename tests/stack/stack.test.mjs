@@ -4,6 +4,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { request as httpRequest } from 'node:http';
 import { startStack, STATIC_DIR, WebClient } from '../lib/stack.mjs';
 import { happyPath, openChat, eventually } from './helpers.mjs';
 
@@ -124,6 +125,31 @@ test('the body size is capped', async () => {
   assert.equal(res.status, 413);
 });
 
+// A request from another loopback address, with optional extra headers.
+function requestFrom(localAddress, method, path, { headers = {}, body } = {}) {
+  return new Promise((res, rej) => {
+    const req = httpRequest({ host: '127.0.0.1', port: s.port, path, method, localAddress,
+      headers: { ...headers, ...(body ? { 'content-type': 'application/x-www-form-urlencoded',
+        'content-length': Buffer.byteLength(body) } : {}) } }, (r) => {
+      r.resume();
+      r.on('end', () => res({ status: r.statusCode, headers: r.headers }));
+    });
+    req.on('error', rej);
+    req.end(body);
+  });
+}
+
+test('the website sees the real client address, not one the client claims', async () => {
+  const r = await requestFrom('127.0.0.2', 'GET', '/login?from=proxy-test',
+    { headers: { 'x-real-ip': '6.6.6.6', 'x-forwarded-for': '7.7.7.7' } });
+  assert.equal(r.status, 200);
+  const line = await eventually(() => s.website.stderr.split('\n')
+    .find((l) => / GET \/login/.test(l) && !l.includes(' 127.0.0.1 ')), 'the website log line');
+  assert.match(line, / 127\.0\.0\.2 GET \/login/, line);
+  assert.ok(!s.website.stderr.includes('6.6.6.6') && !s.website.stderr.includes('7.7.7.7'),
+    'a forged X-Real-IP / X-Forwarded-For is replaced by nginx');
+});
+
 // Last: it uses up this client address's login allowance.
 test('POST /login is rate limited per client, GET /login is not', async () => {
   const statuses = [];
@@ -145,4 +171,8 @@ test('POST /login is rate limited per client, GET /login is not', async () => {
     assert.equal(g.status, 200, 'GET /login is never limited');
     await g.arrayBuffer();
   }
+  // The allowance is per client address: another client is not refused.
+  const other = await requestFrom('127.0.0.3', 'POST', '/login',
+    { body: 'email=nobody%40example.com&password=wrong-password&csrf_token=x' });
+  assert.notEqual(other.status, 429);
 });
