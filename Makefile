@@ -47,7 +47,7 @@ test-compose: deps
 	$(CTEST) --test-dir $(BUILD) -L compose
 
 run: build
-	scripts/run-native
+	PARLEY_BUILD_DIR=$(BUILD) scripts/run-native
 
 bench: build
 	scripts/install-deps base bench
