@@ -211,9 +211,12 @@ static bool sender_behind(struct lg_worker *w, struct lg_conn *c, int64_t now)
         return false;
     if (o->rate <= 0)
         return c->seq - c->echoed < o->window;
+    /* Sender k of S starts k/S of an interval late, so that the senders are spread evenly
+     * over time instead of all firing on the same tick (synchronised bursts would measure
+     * the load generator's pacing, not the server). */
     double per = o->rate / (double)o->senders;
     double el = (double)(now - atomic_load(&w->sh->send_start_ns)) / 1e9;
-    return (double)c->seq < el * per;
+    return (double)c->seq < el * per - (double)c->sender / (double)o->senders;
 }
 
 static void send_one(struct lg_worker *w, struct lg_conn *c)
