@@ -105,6 +105,36 @@ test('a body over WEB_MAX_BODY gets 413 (declared length and chunked) and is not
   assert.match(r.body, /The description is longer than 1000 characters/);
 });
 
+test('the JSON API answers 413 and an unexpected body with JSON errors, as the contract says', async () => {
+  const u = await newUser(site, 'apibig');
+  await u.client.get('/rooms');
+  const head = `Host: x\r\nCookie: ${u.client.cookieHeader()}\r\nX-CSRF-Token: ${u.client.csrf}\r\n`;
+  const json = (r) => {
+    assert.match(r.headers['content-type'] ?? '', /^application\/json/, r.raw);
+    const b = JSON.parse(r.body);
+    assert.equal(typeof b.error, 'string');
+    assert.equal(typeof b.message, 'string');
+    return b;
+  };
+  // declared length over the limit: refused before the body is read
+  let r = await raw(`POST /api/rooms/any-room/token HTTP/1.1\r\n${head}Content-Length: 100000000\r\n\r\n`);
+  assert.equal(r.status, 413);
+  assert.equal(json(r).error, 'too_large');
+  // chunked: counted as it arrives, 413 at the end
+  const chunk = 'a'.repeat(16000);
+  let body = '';
+  for (let i = 0; i < 5; i++) body += `${chunk.length.toString(16)}\r\n${chunk}\r\n`;
+  body += '0\r\n\r\n';
+  r = await raw(`POST /api/rooms/any-room/token HTTP/1.1\r\n${head}Connection: close\r\n`
+    + `Transfer-Encoding: chunked\r\n\r\n${body}`);
+  assert.equal(r.status, 413);
+  assert.equal(json(r).error, 'too_large');
+  // a GET with a body
+  r = await raw(`GET /api/rooms HTTP/1.1\r\n${head}Connection: close\r\nContent-Length: 2\r\n\r\n{}`);
+  assert.equal(r.status, 400);
+  assert.equal(json(r).error, 'bad_request');
+});
+
 test('a malformed form is 400; a non-form body is 415; nothing is stored', async () => {
   const u = await newUser(site, 'mal');
   await u.client.get('/rooms');

@@ -118,6 +118,16 @@ static void client_ip(struct web_req *r)
     }
 }
 
+/* An error found before any handler runs: JSON {"error","message"} on the API's paths, as
+ * the contract says for every API error, plain text elsewhere. */
+static void early_error(struct web_req *r, unsigned status, const char *code, const char *text)
+{
+    if (web_is_api_path(r->path))
+        web_json_error(r, status, code, text);
+    else
+        web_text(r, status, text);
+}
+
 static enum MHD_Result send_response(struct web_req *r)
 {
     struct MHD_Response *resp;
@@ -177,7 +187,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             unsigned long long n = strtoull(cl, &end, 10);
             if (*end != '\0' || n > (unsigned long long)web_cfg.max_body) {
                 r->too_large = true;
-                web_text(r, 413, "Request body too large\n");
+                early_error(r, 413, "too_large", "Request body too large.");
                 return send_response(r);
             }
         }
@@ -206,14 +216,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     if (r->too_large) {
-        web_text(r, 413, "Request body too large\n");
+        early_error(r, 413, "too_large", "Request body too large.");
     } else if (r->body.len > 0 && !body_allowed(method)) {
-        web_text(r, 400, "Unexpected request body\n");
+        early_error(r, 400, "bad_request", "Unexpected request body.");
     } else {
         web_route(r);
     }
     if (r->status == 0)
-        web_text(r, 500, "Internal error\n");
+        early_error(r, 500, "internal", "Internal error.");
     /* Done with the database before the bytes go out: the connection serves others. */
     web_db_release(r);
     return send_response(r);

@@ -60,7 +60,7 @@ static bool match(const char *pat, const char *path, const char **cap, size_t *c
     return *pat == '\0' && *path == '\0';
 }
 
-static bool is_api(const char *path)
+bool web_is_api_path(const char *path)
 {
     return strncmp(path, "/api/", 5) == 0 || strcmp(path, "/healthz") == 0;
 }
@@ -85,13 +85,13 @@ void web_route(struct web_req *r)
                         rt->get && rt->post ? "GET, HEAD, POST"
                         : rt->get           ? "GET, HEAD"
                                             : "POST");
-        if (is_api(r->path))
+        if (web_is_api_path(r->path))
             web_json_error(r, 405, "method_not_allowed", "Method not allowed.");
         else
             web_text(r, 405, "Method not allowed\n");
         return;
     }
-    if (is_api(r->path))
+    if (web_is_api_path(r->path))
         web_json_error(r, 404, "not_found", "No such endpoint.");
     else
         web_page_error(r, 404, "There is no page at this address.");

@@ -9,6 +9,9 @@ typedef void (*web_handler)(struct web_req *r);
 
 void web_route(struct web_req *r);
 
+/* True for the JSON API's paths (/api/..., /healthz): their errors are JSON. */
+bool web_is_api_path(const char *path);
+
 /* Handlers (users.c, rooms.c, admin.c, api.c, static.c). */
 void web_h_home(struct web_req *r);
 void web_h_register_get(struct web_req *r);
