@@ -125,6 +125,35 @@ test('logout deletes the session server-side: the old cookie no longer works', a
   assert.equal(site.pg.psql(`SELECT count(*) FROM sessions WHERE id = '\\x${hash}'::bytea`), '0');
 });
 
+test('a new session on login and on register replaces the browser\'s old one, which stops working', async () => {
+  const a = await newUser(site, 'fixa');
+  const c = a.client;
+  for (const step of ['login', 'register']) {
+    const old = sidOf(c);
+    await c.get(step === 'login' ? '/rooms' : '/register');
+    const b = { email: `fix${step}-${uniq()}@example.com`, password: `pw-${uniq()}-long` };
+    if (step === 'login') {
+      await site.client().register(b.email, 'Fix B', b.password);
+      // the login form's token is the current session's (the page is not shown to a
+      // signed-in user, but the form may still be open in another tab)
+      const r = await c.postForm('/login', { email: b.email, password: b.password }, { csrf: c.csrf });
+      assert.equal(r.status, 303, step);
+    } else {
+      const r = await c.postForm('/register', { email: b.email, name: 'Fix B', password: b.password },
+        { csrf: c.csrf });
+      assert.equal(r.status, 303, step);
+    }
+    assert.notEqual(sidOf(c), old, `${step}: a fresh session id`);
+    const replay = site.client();
+    replay.cookies.set('sid', old);
+    const rr = await replay.get('/rooms');
+    assert.equal(rr.status, 303, `${step}: the old session no longer works`);
+    assert.equal(rr.location, '/login');
+    const hash = createHash('sha256').update(Buffer.from(old, 'base64url')).digest('hex');
+    assert.equal(site.pg.psql(`SELECT count(*) FROM sessions WHERE id = '\\x${hash}'::bytea`), '0', step);
+  }
+});
+
 test('an expired session is refused', async () => {
   const u = await newUser(site, 'exp');
   assert.equal((await u.client.get('/rooms')).status, 200);

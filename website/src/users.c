@@ -90,6 +90,8 @@ void web_h_register_post(struct web_req *r)
     long long id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
     cm_info("user %lld registered", id);
+    if (r->has_sess)
+        (void)web_session_destroy(r, false); /* as on login: the old session in this browser ends */
     rc = web_session_create(r, id);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
