@@ -123,6 +123,15 @@ test('the body size is capped', async () => {
   const res = await fetch(`${s.url}/login`, { method: 'POST', body: `email=${big}`,
     headers: { 'content-type': 'application/x-www-form-urlencoded' } });
   assert.equal(res.status, 413);
+  // The JSON API's 413 is the contract's JSON error, not nginx's HTML page.
+  const api = await fetch(`${s.url}/api/rooms/any-room/token`, { method: 'POST', body: big,
+    headers: { 'x-csrf-token': 'x' } });
+  assert.equal(api.status, 413);
+  assert.match(api.headers.get('content-type') || '', /^application\/json/);
+  const b = await api.json();
+  assert.equal(b.error, 'too_large');
+  assert.equal(typeof b.message, 'string');
+  assert.match(api.headers.get('content-security-policy') || '', /default-src 'self'/);
 });
 
 // A request from another loopback address, with optional extra headers.
