@@ -17,12 +17,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct chat_proto_err err;
     if (chat_proto_parse((const char *)data, size, &lim, &req, &err) == 0) {
         if (req.type == CHAT_REQ_MESSAGE) {
-            struct chat_frame *f = chat_proto_message(1, req.client_id, req.client_id_len, "lobby",
-                                                      "a@b.c", "A", req.text, req.text_len, 0);
+            struct chat_frame *f =
+                chat_proto_message("0123456789abcdef", 1, req.client_id, req.client_id_len, "lobby",
+                                   "a@b.c", "A", req.text, req.text_len, 0);
             free(f);
         }
-        chat_req_free(&req);
+    } else {
+        free(chat_proto_error(err.code, err.message, err.client_id, err.client_id_len));
     }
+    chat_req_free(&req);
     struct chat_wsscan s;
     chat_wsscan_reset(&s);
     (void)chat_wsscan_feed(&s, data, size);

@@ -10,6 +10,7 @@
 
 #include <libwebsockets.h>
 
+#include "protocol.h"
 #include "ratelimit.h"
 
 /* Effective configuration (config.c fills it from the environment, every entry bounded). */
@@ -109,6 +110,11 @@ struct chat_server {
     struct chat_rooms *rooms;
     struct chat_counters n;
     uint64_t next_conn_id;
+    /* message ids are "<boot_id>-<seq>": boot_id is random per process, so ids never repeat
+     * across restarts; seq counts the process's messages, so it never repeats when a room
+     * empties and is re-created, and it increases within every room */
+    char boot_id[CHAT_BOOT_ID_HEX + 1];
+    uint64_t next_msg_seq;
     size_t nconns; /* established WebSocket connections */
     bool stopping;
 };

@@ -144,35 +144,45 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
 static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char *buf, size_t len)
 {
     const struct chat_config *cfg = srv->cfg;
+    struct chat_limits lim = {(size_t)cfg->max_text_chars, (size_t)cfg->max_client_id};
 
     if (!chat_bucket_take(&c->bucket, cm_mono_ms(), cfg->rate_per_sec, cfg->rate_burst)) {
         srv->n.rate_limited++;
         if (++c->strikes >= cfg->rate_strikes)
             return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
-        if (send_private(srv, c, chat_proto_error("rate_limited", "too many frames, slow down")) <
-            0)
+        /* read the frame only to name the refused message (its client_id) in the answer */
+        struct chat_req req;
+        struct chat_proto_err err;
+        int prc = chat_proto_parse(buf, len, &lim, &req, &err);
+        const char *cid = prc == 0 ? req.client_id : err.client_id;
+        size_t cidlen = prc == 0 ? req.client_id_len : err.client_id_len;
+        int rc = send_private(
+            srv, c, chat_proto_error("rate_limited", "too many frames, slow down", cid, cidlen));
+        chat_req_free(&req);
+        if (rc < 0)
             return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
         return 0;
     }
     c->strikes = 0;
 
-    struct chat_limits lim = {(size_t)cfg->max_text_chars, (size_t)cfg->max_client_id};
     struct chat_req req;
     struct chat_proto_err err;
     if (chat_proto_parse(buf, len, &lim, &req, &err) < 0) {
         srv->n.bad_requests++;
-        if (send_private(srv, c, chat_proto_error(err.code, err.message)) < 0)
+        int rc = send_private(
+            srv, c, chat_proto_error(err.code, err.message, err.client_id, err.client_id_len));
+        chat_req_free(&req);
+        if (rc < 0)
             return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
         return 0;
     }
     struct chat_room *room = c->room;
     if (req.type == CHAT_REQ_MESSAGE) {
         srv->n.messages_received++;
-        uint64_t id = ++room->next_msg_id;
         broadcast(srv, room,
-                  chat_proto_message(id, req.client_id, req.client_id_len, room->name,
-                                     c->member->email, c->member->name, req.text, req.text_len,
-                                     cm_now_ms()));
+                  chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
+                                     req.client_id_len, room->name, c->member->email,
+                                     c->member->name, req.text, req.text_len, cm_now_ms()));
     } else {
         struct chat_frame *f = chat_proto_user_event("typing", c->member->email, c->member->name);
         f->exclude_conn = c->id;

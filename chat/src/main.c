@@ -83,6 +83,10 @@ int main(void)
     lws_set_log_level(getenv("CHAT_LWS_DEBUG") ? 0x7ff : (LLL_ERR | LLL_WARN), lws_log_emit);
 
     srv.cfg = &cfg;
+    unsigned char boot[CHAT_BOOT_ID_HEX / 2];
+    cm_random_bytes(boot, sizeof boot);
+    cm_hex_encode(boot, sizeof boot, srv.boot_id);
+    cm_info("message ids of this process start with %s-", srv.boot_id);
     srv.rooms = chat_rooms_new(CHAT_ROOM_BUCKETS, (uint32_t)cfg.ring_size);
 
     static const struct lws_protocols proto_template = {

@@ -12,10 +12,13 @@
 
 #include "cm_log.h"
 
-static int fail(struct chat_proto_err *err, const char *code, const char *message)
+static int fail(struct chat_proto_err *err, const struct chat_req *req, const char *code,
+                const char *message)
 {
     err->code = code;
     err->message = message;
+    err->client_id = req->client_id; /* NULL until the client_id has been read and checked */
+    err->client_id_len = req->client_id_len;
     return -1;
 }
 
@@ -40,58 +43,44 @@ int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
      * refused invalid UTF-8 with 1007; cJSON_ParseWithLength never reads past len */
     cJSON *root = cJSON_ParseWithLength(buf, len);
     if (!root)
-        return fail(err, "bad_request", "frame is not valid JSON");
+        return fail(err, req, "bad_request", "frame is not valid JSON");
+    req->root = root; /* freed by chat_req_free, on errors too */
     /* a NUL, raw or escaped as \u0000, would make cJSON's C strings silently shorter than
      * what the client sent (a literal backslash-u0000 text is refused too: harmless) */
-    if (memchr(buf, '\0', len) || memmem(buf, len, "\\u0000", 6)) {
-        cJSON_Delete(root);
-        return fail(err, "bad_request", "frame contains a NUL character");
-    }
-    if (!cJSON_IsObject(root)) {
-        cJSON_Delete(root);
-        return fail(err, "bad_request", "frame must be a JSON object");
-    }
+    if (memchr(buf, '\0', len) || memmem(buf, len, "\\u0000", 6))
+        return fail(err, req, "bad_request", "frame contains a NUL character");
+    if (!cJSON_IsObject(root))
+        return fail(err, req, "bad_request", "frame must be a JSON object");
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
-    if (!cJSON_IsString(type) || !type->valuestring) {
-        cJSON_Delete(root);
-        return fail(err, "bad_request", "missing \"type\"");
-    }
+    if (!cJSON_IsString(type) || !type->valuestring)
+        return fail(err, req, "bad_request", "missing \"type\"");
     if (!strcmp(type->valuestring, "typing")) {
         req->type = CHAT_REQ_TYPING;
-        req->root = root;
         return 0;
     }
-    if (strcmp(type->valuestring, "message") != 0) {
-        cJSON_Delete(root);
-        return fail(err, "bad_request", "unknown \"type\"");
-    }
+    if (strcmp(type->valuestring, "message") != 0)
+        return fail(err, req, "bad_request", "unknown \"type\"");
     req->type = CHAT_REQ_MESSAGE;
-    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
-    if (string_field(text, &req->text, &req->text_len) < 0) {
-        cJSON_Delete(root);
-        return fail(err, "bad_request", "\"text\" must be a string");
-    }
-    if (req->text_len == 0) {
-        cJSON_Delete(root);
-        return fail(err, "bad_request", "\"text\" is empty");
-    }
-    /* count code points, not bytes: 4000 characters of CJK are 12000 bytes */
-    if (cm_utf8_count(req->text, req->text_len) > lim->max_text_chars) {
-        cJSON_Delete(root);
-        return fail(err, "too_long", "\"text\" is longer than the limit");
-    }
+    /* client_id first, so the errors about the text can name the message they refuse */
     const cJSON *cid = cJSON_GetObjectItemCaseSensitive(root, "client_id");
     if (cid && !cJSON_IsNull(cid)) {
-        if (string_field(cid, &req->client_id, &req->client_id_len) < 0) {
-            cJSON_Delete(root);
-            return fail(err, "bad_request", "\"client_id\" must be a string");
-        }
-        if (req->client_id_len > lim->max_client_id) {
-            cJSON_Delete(root);
-            return fail(err, "bad_request", "\"client_id\" is too long");
-        }
+        const char *s;
+        size_t n;
+        if (string_field(cid, &s, &n) < 0)
+            return fail(err, req, "bad_request", "\"client_id\" must be a string");
+        if (n > lim->max_client_id)
+            return fail(err, req, "bad_request", "\"client_id\" is too long");
+        req->client_id = s;
+        req->client_id_len = n;
     }
-    req->root = root;
+    const cJSON *text = cJSON_GetObjectItemCaseSensitive(root, "text");
+    if (string_field(text, &req->text, &req->text_len) < 0)
+        return fail(err, req, "bad_request", "\"text\" must be a string");
+    if (req->text_len == 0)
+        return fail(err, req, "bad_request", "\"text\" is empty");
+    /* count code points, not bytes: 4000 characters of CJK are 12000 bytes */
+    if (cm_utf8_count(req->text, req->text_len) > lim->max_text_chars)
+        return fail(err, req, "too_long", "\"text\" is longer than the limit");
     return 0;
 }
 
@@ -204,14 +193,19 @@ struct chat_frame *chat_proto_user_event(const char *type, const char *email, co
     return frame_end(&b, CHAT_FRAME_EVENT);
 }
 
-struct chat_frame *chat_proto_message(uint64_t id, const char *client_id, size_t client_id_len,
-                                      const char *room, const char *email, const char *name,
-                                      const char *text, size_t text_len, int64_t ts_ms)
+struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char *client_id,
+                                      size_t client_id_len, const char *room, const char *email,
+                                      const char *name, const char *text, size_t text_len,
+                                      int64_t ts_ms)
 {
     struct cm_buf b;
     frame_begin(&b);
     cm_buf_reserve(&b, text_len + 256);
-    cm_buf_printf(&b, "{\"type\":\"message\",\"id\":\"%" PRIu64 "\",\"client_id\":", id);
+    cm_buf_puts(&b, "{\"type\":\"message\",\"id\":");
+    char id[CHAT_BOOT_ID_HEX + 2 + 20 + 1];
+    int n = snprintf(id, sizeof id, "%s-%" PRIu64, boot, seq);
+    chat_json_str(&b, id, n < 0 ? 0 : (size_t)n < sizeof id ? (size_t)n : sizeof id - 1);
+    cm_buf_puts(&b, ",\"client_id\":");
     if (client_id)
         chat_json_str(&b, client_id, client_id_len);
     else
@@ -226,7 +220,8 @@ struct chat_frame *chat_proto_message(uint64_t id, const char *client_id, size_t
     return frame_end(&b, CHAT_FRAME_MESSAGE);
 }
 
-struct chat_frame *chat_proto_error(const char *code, const char *message)
+struct chat_frame *chat_proto_error(const char *code, const char *message, const char *client_id,
+                                    size_t client_id_len)
 {
     struct cm_buf b;
     frame_begin(&b);
@@ -234,6 +229,10 @@ struct chat_frame *chat_proto_error(const char *code, const char *message)
     json_cstr(&b, code);
     cm_buf_puts(&b, ",\"message\":");
     json_cstr(&b, message);
+    if (client_id) {
+        cm_buf_puts(&b, ",\"client_id\":");
+        chat_json_str(&b, client_id, client_id_len);
+    }
     cm_buf_puts(&b, "}");
     return frame_end(&b, CHAT_FRAME_EVENT);
 }

@@ -11,6 +11,9 @@
 struct chat_frame;
 struct chat_room;
 
+/* Random hex digits that start every message id of one daemon process (chat_boot_id). */
+#define CHAT_BOOT_ID_HEX 16
+
 enum chat_req_type { CHAT_REQ_MESSAGE = 1, CHAT_REQ_TYPING = 2 };
 
 struct chat_limits {
@@ -30,14 +33,18 @@ struct chat_req {
 };
 
 /* Error of a client frame: code is "bad_request" or "too_long", message a static English
- * sentence. Both are static strings. */
+ * sentence. Both are static strings. client_id is the client_id of a "message" frame when it
+ * could be read (a string within the limit), to echo in the error frame, else NULL; it
+ * points into req's tree like req->client_id. */
 struct chat_proto_err {
     const char *code;
     const char *message;
+    const char *client_id;
+    size_t client_id_len;
 };
 
-/* Parses one complete client frame [buf, buf+len). Returns 0 and fills req (free with
- * chat_req_free), or -1 and fills err; nothing to free then. */
+/* Parses one complete client frame [buf, buf+len). Returns 0 and fills req, or -1 and fills
+ * err. Either way, free req with chat_req_free (after using err->client_id). */
 int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
                      struct chat_req *req, struct chat_proto_err *err);
 void chat_req_free(struct chat_req *req);
@@ -51,9 +58,14 @@ struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *
                                       const char *name);
 /* type is "join", "leave" or "typing". */
 struct chat_frame *chat_proto_user_event(const char *type, const char *email, const char *name);
-struct chat_frame *chat_proto_message(uint64_t id, const char *client_id, size_t client_id_len,
-                                      const char *room, const char *email, const char *name,
-                                      const char *text, size_t text_len, int64_t ts_ms);
-struct chat_frame *chat_proto_error(const char *code, const char *message);
+/* The message id is "<boot>-<seq>" (docs/protocol.md): boot is the daemon process's random
+ * prefix (CHAT_BOOT_ID_HEX hex digits), seq its message counter. */
+struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char *client_id,
+                                      size_t client_id_len, const char *room, const char *email,
+                                      const char *name, const char *text, size_t text_len,
+                                      int64_t ts_ms);
+/* client_id (NULL if none) is echoed so the client knows which message was refused. */
+struct chat_frame *chat_proto_error(const char *code, const char *message, const char *client_id,
+                                    size_t client_id_len);
 
 #endif

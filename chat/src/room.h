@@ -28,7 +28,6 @@ struct chat_room {
     struct chat_conn *conns;
     size_t nconns;
     struct chat_ring ring;
-    uint64_t next_msg_id;
 };
 
 struct chat_rooms {

@@ -27,6 +27,7 @@ static void expect_error(const char *s, const char *code)
     assert_int_equal(parse(s, &req, &err), -1);
     assert_string_equal(err.code, code);
     assert_non_null(err.message);
+    chat_req_free(&req);
 }
 
 static void test_valid_message(void **state)
@@ -96,13 +97,14 @@ static void test_encoded_message_round_trips(void **state)
 {
     (void)state;
     const char *text = "quote \" backslash \\ newline \n tab \t <b>&</b> \x01";
-    struct chat_frame *f = chat_proto_message(42, "cid", 3, "lobby", "ann@example.com", "Ann \"A\"",
-                                              text, strlen(text), 1700000000123);
+    struct chat_frame *f =
+        chat_proto_message("00c0ffee00c0ffee", 42, "cid", 3, "lobby", "ann@example.com",
+                           "Ann \"A\"", text, strlen(text), 1700000000123);
     assert_int_equal(f->kind, CHAT_FRAME_MESSAGE);
     cJSON *j = cJSON_ParseWithLength((const char *)f->payload, f->len);
     assert_non_null(j);
     assert_string_equal(cJSON_GetObjectItem(j, "type")->valuestring, "message");
-    assert_string_equal(cJSON_GetObjectItem(j, "id")->valuestring, "42");
+    assert_string_equal(cJSON_GetObjectItem(j, "id")->valuestring, "00c0ffee00c0ffee-42");
     assert_string_equal(cJSON_GetObjectItem(j, "client_id")->valuestring, "cid");
     assert_string_equal(cJSON_GetObjectItem(j, "text")->valuestring, text);
     assert_true(cJSON_GetObjectItem(j, "ts")->valuedouble == 1700000000123.0);
@@ -111,7 +113,7 @@ static void test_encoded_message_round_trips(void **state)
     cJSON_Delete(j);
     free(f);
 
-    f = chat_proto_message(1, NULL, 0, "lobby", "a@b.c", "A", "x", 1, 0);
+    f = chat_proto_message("00c0ffee00c0ffee", 1, NULL, 0, "lobby", "a@b.c", "A", "x", 1, 0);
     j = cJSON_ParseWithLength((const char *)f->payload, f->len);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "client_id")));
     cJSON_Delete(j);
@@ -143,6 +145,58 @@ static void test_welcome_lists_members(void **state)
     chat_rooms_free(reg);
 }
 
+/* An error answering a message frame names its client_id when the client_id itself is valid,
+ * so a client can tell which of its messages was refused. */
+static void test_error_names_client_id(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *frame, *code, *cid; /* cid NULL: no client_id to echo */
+    } cases[] = {
+        {"{\"type\":\"message\",\"text\":\"\",\"client_id\":\"c-1\"}", "bad_request", "c-1"},
+        {"{\"type\":\"message\",\"client_id\":\"c-2\"}", "bad_request", "c-2"},
+        {"{\"client_id\":\"c-3\",\"type\":\"message\",\"text\":7}", "bad_request", "c-3"},
+        {"{\"type\":\"message\",\"text\":[\"a\"],\"client_id\":\"c\\\"4\"}", "bad_request", "c\"4"},
+        {"{\"type\":\"message\",\"text\":\"\",\"client_id\":7}", "bad_request", NULL},
+        {"{\"type\":\"message\",\"text\":\"\",\"client_id\":null}", "bad_request", NULL},
+        {"{\"type\":\"dance\",\"client_id\":\"c-5\"}", "bad_request", NULL},
+        {"not json", "bad_request", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct chat_req req;
+        struct chat_proto_err err;
+        assert_int_equal(parse(cases[i].frame, &req, &err), -1);
+        assert_string_equal(err.code, cases[i].code);
+        struct chat_frame *f =
+            chat_proto_error(err.code, err.message, err.client_id, err.client_id_len);
+        chat_req_free(&req);
+        cJSON *j = cJSON_ParseWithLength((const char *)f->payload, f->len);
+        assert_non_null(j);
+        assert_string_equal(cJSON_GetObjectItem(j, "type")->valuestring, "error");
+        assert_string_equal(cJSON_GetObjectItem(j, "code")->valuestring, cases[i].code);
+        cJSON *cid = cJSON_GetObjectItem(j, "client_id");
+        if (cases[i].cid)
+            assert_string_equal(cJSON_GetStringValue(cid), cases[i].cid);
+        else
+            assert_null(cid);
+        cJSON_Delete(j);
+        free(f);
+    }
+    /* too long: 4001 characters */
+    char *s = malloc(4200);
+    int n = sprintf(s, "{\"client_id\":\"long-1\",\"type\":\"message\",\"text\":\"");
+    memset(s + n, 'x', 4001);
+    strcpy(s + n + 4001, "\"}");
+    struct chat_req req;
+    struct chat_proto_err err;
+    assert_int_equal(parse(s, &req, &err), -1);
+    assert_string_equal(err.code, "too_long");
+    assert_int_equal(err.client_id_len, 6);
+    assert_memory_equal(err.client_id, "long-1", 6);
+    chat_req_free(&req);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -151,6 +205,7 @@ int main(void)
         cmocka_unit_test(test_length_counts_code_points),
         cmocka_unit_test(test_encoded_message_round_trips),
         cmocka_unit_test(test_welcome_lists_members),
+        cmocka_unit_test(test_error_names_client_id),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -24,7 +24,7 @@ test('a message reaches everyone in its room, sender included, and nobody outsid
     assert.equal(m.room, 'room-a');
     assert.equal(m.client_id, 'c-1');
     assert.deepEqual(m.user, { email: 'a2@x.org', name: 'a2' });
-    assert.match(m.id, /^\d+$/);
+    assert.match(m.id, /^[0-9a-f]{16}-\d+$/);
     assert.equal(typeof m.ts, 'number');
     assert.ok(Math.abs(m.ts - Date.now()) < 600000, 'ts is unix milliseconds');
   }
@@ -61,7 +61,7 @@ test('5 senders x 200 messages arrive in the same order at every client', async 
   assert.equal(order0.length, 5 * N);
   for (const c of all) assert.deepEqual(c.of('message').map((m) => `${m.id}:${m.text}`), order0);
   // ids increase in delivery order, and each sender's own messages keep their order
-  const ids = all[0].of('message').map((m) => Number(m.id));
+  const ids = all[0].of('message').map((m) => Number(m.id.split('-')[1]));
   for (let i = 1; i < ids.length; i++) assert.ok(ids[i] > ids[i - 1]);
   for (let i = 0; i < 5; i++) {
     const mine = all[0].of('message').filter((m) => m.text.startsWith(`s${i}-`)).map((m) => m.text);
