@@ -246,8 +246,8 @@ static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri)
     }
     if (rc < 0)
         return -1;
-    /* the next request on this keep-alive connection starts with a new request head */
-    chat_rawguard_reset((int)lws_get_socket_fd(wsi));
+    /* no rawguard reset here: the next request head may already have been read (pipelined);
+     * the scanner follows consecutive heads itself */
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 

@@ -21,23 +21,57 @@ void chat_wsscan_reset(struct chat_wsscan *s)
     memset(s, 0, sizeof *s);
 }
 
+/* One byte of an HTTP request head: notes an "Upgrade: ...websocket..." header line and,
+ * at the empty line ending the head, switches to frames if the head asked for the upgrade
+ * (lws upgrades only then; another head may follow on a keep-alive connection otherwise). */
+static void head_byte(struct chat_wsscan *s, unsigned char c)
+{
+    static const char name[] = "upgrade:";
+    static const char value[] = "websocket";
+
+    if (c == '\r')
+        return; /* lws ends lines at LF and ignores the CR before it */
+    if (c == '\n') {
+        if (s->linelen == 0) {
+            if (s->upgrade) {
+                s->phase = 1;
+                s->st = ST_B0;
+            }
+            s->upgrade = false;
+        }
+        s->linelen = 0;
+        s->hmatch = 0;
+        s->vmatch = 0;
+        return;
+    }
+    if (s->linelen < UINT8_MAX)
+        s->linelen++;
+    if (c >= 'A' && c <= 'Z')
+        c = (unsigned char)(c - 'A' + 'a');
+    if (s->hmatch == UINT8_MAX)
+        return;
+    if (s->hmatch < sizeof name - 1) {
+        s->hmatch = c == (unsigned char)name[s->hmatch] ? (uint8_t)(s->hmatch + 1) : UINT8_MAX;
+        return;
+    }
+    /* in the value of an Upgrade header: look for "websocket" ('w' occurs once in it, so
+     * restarting the match at a mismatch misses nothing) */
+    if (s->vmatch < sizeof value - 1) {
+        if (c == (unsigned char)value[s->vmatch])
+            s->vmatch++;
+        else
+            s->vmatch = c == (unsigned char)value[0] ? 1 : 0;
+        if (s->vmatch == sizeof value - 1)
+            s->upgrade = true;
+    }
+}
+
 bool chat_wsscan_feed(struct chat_wsscan *s, const unsigned char *p, size_t n)
 {
-    static const unsigned char end[4] = {'\r', '\n', '\r', '\n'};
     size_t i = 0;
 
-    while (i < n && s->phase == 0) {
-        /* the handshake is a GET without a body: its head ends at the first CRLFCRLF */
-        unsigned char c = p[i++];
-        if (c == end[s->crlf])
-            s->crlf++;
-        else
-            s->crlf = (c == '\r') ? 1 : 0;
-        if (s->crlf == 4) {
-            s->phase = 1;
-            s->st = ST_B0;
-        }
-    }
+    while (i < n && s->phase == 0)
+        head_byte(s, p[i++]);
     while (i < n && s->phase == 1) {
         unsigned char c = p[i];
         switch (s->st) {

@@ -10,11 +10,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Tracker of one byte stream: HTTP request head first, then WebSocket frame headers. */
+/* Tracker of one byte stream: HTTP request heads first (a keep-alive connection may send
+ * several, pipelined or not), then, after the head that asks for "Upgrade: websocket",
+ * WebSocket frame headers. A head ends at an empty line (CRLF or a bare LF, as lws accepts). */
 struct chat_wsscan {
     uint64_t remain;       /* payload bytes of the current frame still to skip */
     uint8_t phase;         /* 0 = HTTP head, 1 = frames, 2 = violation seen (stops) */
-    uint8_t crlf;          /* how much of "\r\n\r\n" has been matched */
+    uint8_t linelen;       /* bytes in the current head line, CR not counted (saturates) */
+    uint8_t hmatch;        /* prefix of "upgrade:" matched by this line, 0xff = no match */
+    uint8_t vmatch;        /* prefix of "websocket" matched in the Upgrade value */
+    bool upgrade;          /* this head has "Upgrade: ...websocket..." */
     uint8_t st;            /* frame header state */
     uint8_t need;          /* bytes left in the current header field */
     uint8_t opcode;        /* of the current frame */
@@ -31,7 +36,8 @@ void chat_wsscan_reset(struct chat_wsscan *s);
 /* Per-socket registry used by the recv() interposer. */
 void chat_rawguard_init(size_t max_fds);
 void chat_rawguard_free(void);
-/* New TCP connection on fd: start in HTTP phase. */
+/* New TCP connection on fd: start in HTTP phase. Only then: later heads on the same
+ * connection are followed by the scanner itself. */
 void chat_rawguard_reset(int fd);
 /* fd is (or no longer is) an established WebSocket: violations then fail recv() after a
  * 1002 close frame is sent (conn is the struct chat_conn, used to note the reason). */

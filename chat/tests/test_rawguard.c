@@ -9,7 +9,7 @@
 
 #include "rawguard.h"
 
-static const char head[] = "GET /ws HTTP/1.1\r\nHost: x\r\n\r\n";
+static const char head[] = "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n";
 
 static void test_masked_frames_pass(void **state)
 {
@@ -79,9 +79,63 @@ static void test_oversized_control_frame_detected(void **state)
     assert_string_equal(s.violation, "frame length with bit 63 set");
 }
 
+/* Plain requests on a keep-alive connection, pipelined in one read with the upgrade and an
+ * unmasked frame: the frame is still found (the scanner used to take the second request
+ * head for frames and stop, so the unmasked frame went through). */
+static void test_heads_before_the_upgrade(void **state)
+{
+    (void)state;
+    static const char plain[] =
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n";
+    struct chat_wsscan s;
+    chat_wsscan_reset(&s);
+    assert_false(chat_wsscan_feed(&s, (const unsigned char *)plain, strlen(plain)));
+    assert_int_equal(s.phase, 0);
+    static const char up[] = "GET /ws?access_token=x HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\n"
+                             "UPGRADE:   WebSocket\r\nSec-WebSocket-Version: 13\r\n\r\n";
+    unsigned char bad[] = {0x81, 0x02, 'h', 'i'};
+    unsigned char all[sizeof up - 1 + sizeof bad];
+    memcpy(all, up, sizeof up - 1);
+    memcpy(all + sizeof up - 1, bad, sizeof bad);
+    assert_true(chat_wsscan_feed(&s, all, sizeof all));
+    assert_string_equal(s.violation, "unmasked client frame");
+
+    /* all of it in one read, byte by byte too */
+    chat_wsscan_reset(&s);
+    for (size_t i = 0; i < strlen(plain); i++)
+        assert_false(chat_wsscan_feed(&s, (const unsigned char *)plain + i, 1));
+    bool hit = false;
+    for (size_t i = 0; i < sizeof all; i++)
+        hit = chat_wsscan_feed(&s, all + i, 1);
+    assert_true(hit);
+}
+
+/* lws accepts bare LF line ends ("broken peer"): the head still ends at the empty line; a
+ * header merely containing "upgrade" is not an upgrade. */
+static void test_head_line_ends(void **state)
+{
+    (void)state;
+    static const char lf[] = "GET /ws HTTP/1.1\nHost: x\nUpgrade: websocket\n\n";
+    struct chat_wsscan s;
+    chat_wsscan_reset(&s);
+    assert_false(chat_wsscan_feed(&s, (const unsigned char *)lf, strlen(lf)));
+    assert_int_equal(s.phase, 1);
+    unsigned char bad[] = {0x81, 0x02, 'h', 'i'};
+    assert_true(chat_wsscan_feed(&s, bad, sizeof bad));
+
+    static const char notup[] = "GET / HTTP/1.1\r\nX-Upgrade: websocket\r\nUpgrade: h2c\r\n\r\n"
+                                "GET /healthz HTTP/1.1\r\n\r\n";
+    chat_wsscan_reset(&s);
+    assert_false(chat_wsscan_feed(&s, (const unsigned char *)notup, strlen(notup)));
+    assert_int_equal(s.phase, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_heads_before_the_upgrade),
+        cmocka_unit_test(test_head_line_ends),
         cmocka_unit_test(test_masked_frames_pass),
         cmocka_unit_test(test_unmasked_frame_detected),
         cmocka_unit_test(test_payload_that_looks_like_header),

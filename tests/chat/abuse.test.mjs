@@ -56,6 +56,33 @@ test('an unmasked frame sent together with the handshake is refused too', async 
   assert.ok(!raw.includes('sneaky'), 'the unmasked message was not echoed');
 });
 
+test('an unmasked frame after pipelined plain requests on the same connection is refused too', async () => {
+  // GET /healthz, then the upgrade and an unmasked frame, all in one write: the guard used to
+  // take the second request head for frames and give up, so the frame was broadcast
+  const watcher = await Client.open(chat.url(chat.token({ sub: 'w2@x.org', room: 'unmasked3' })));
+  const s = connect(chat.port, '127.0.0.1');
+  s.on('error', () => {});
+  const chunks = [];
+  s.on('data', (b) => chunks.push(b));
+  const ended = new Promise((res) => s.on('close', res));
+  await new Promise((res) => s.once('connect', res));
+  const { upgradeRequest } = await import('./lib.mjs');
+  const tok = chat.token({ sub: 'pipe@x.org', room: 'unmasked3' });
+  s.write(Buffer.concat([
+    Buffer.from('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
+    Buffer.from(upgradeRequest(`/ws?access_token=${tok}`)),
+    RawWs.frame(1, msg('piped'), { mask: false }),
+  ]));
+  await ended;
+  const raw = Buffer.concat(chunks).toString('latin1');
+  assert.ok(raw.startsWith('HTTP/1.1 200'), 'the plain request was answered');
+  assert.ok(!raw.includes('piped'), 'the unmasked message was not echoed');
+  watcher.send({ type: 'message', text: 'marker' });
+  await watcher.next((f) => f.text === 'marker');
+  assert.ok(!watcher.of('message').some((m) => m.text === 'piped'));
+  await watcher.close();
+});
+
 test('a reserved opcode ends the connection with 1002', async () => {
   const r = await RawWs.open(chat.port, chat.token({ room: 'opcode' }));
   r.write(RawWs.frame(0x3, 'x'));
