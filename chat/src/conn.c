@@ -46,20 +46,22 @@ static void cull(struct chat_server *srv, struct chat_conn *c, const char *why)
 
 /* Appends f to the room's ring and wakes every connection of the room. When the ring is
  * full, the connections still waiting for the oldest frame are the ones lagging by the
- * whole ring: they are culled, so memory stays bounded and nobody else waits for them. */
+ * whole ring: they are culled, so memory stays bounded and nobody else waits for them.
+ * Closing connections are left alone: they never read the ring again (their tail stands
+ * still), and they are on their way out with their own close code and timeout. */
 static void broadcast(struct chat_server *srv, struct chat_room *room, struct chat_frame *f)
 {
     struct chat_ring *r = &room->ring;
     if (chat_ring_full(r)) {
         uint64_t oldest = chat_ring_oldest(r);
         for (struct chat_conn *c = room->conns; c; c = c->rnext)
-            if (!c->culled && c->next_seq <= oldest)
+            if (!c->culled && !c->closing && c->next_seq <= oldest)
                 cull(srv, c, "too slow: lagged the whole room ring");
         chat_ring_drop_oldest(r);
     }
     chat_ring_push(r, f);
     for (struct chat_conn *c = room->conns; c; c = c->rnext)
-        if (!c->culled && c->id != f->exclude_conn)
+        if (!c->culled && !c->closing && c->id != f->exclude_conn)
             lws_callback_on_writable(c->wsi);
 }
 

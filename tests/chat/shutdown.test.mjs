@@ -33,3 +33,18 @@ test('SIGINT does the same, and a daemon without clients exits at once', async (
   const idle = await startChat();
   assert.deepEqual(await idle.d.stop('SIGTERM'), { code: 0, signal: null });
 });
+
+test('a big room shutting down: the leaves do not make the daemon drop closing clients as slow', async () => {
+  // more users than the ring holds: every closed tab broadcasts a leave into the room's ring,
+  // and the clients still waiting for their close used to be culled as "too slow" once it
+  // wrapped (and counted in chat_slow_clients_dropped_total)
+  const chat = await startChat({ CHAT_RING_SIZE: '8' });
+  const clients = [];
+  for (let i = 0; i < 30; i++) {
+    clients.push(await Client.open(chat.url(chat.token({ sub: `u${i}@x.org`, room: 'big-room' }))));
+  }
+  assert.deepEqual(await chat.d.stop('SIGTERM'), { code: 0, signal: null });
+  for (const c of await Promise.all(clients.map((x) => x.closed))) assert.equal(c.code, 1001);
+  assert.doesNotMatch(chat.d.stderr, /too slow/);
+  assert.equal((chat.d.stderr.match(/reason=server shutdown/g) || []).length, 30);
+});
