@@ -91,7 +91,9 @@ static enum chat_reject reject_of(enum cm_token_err e)
 }
 
 /* Copies the token into tok (CM_TOKEN_MAX_LEN + 1 bytes) from "Authorization: Bearer X"
- * or else from the access_token query argument (lws has already URL-decoded the args).
+ * or else from the access_token query argument (lws has already URL-decoded the args). An
+ * Authorization header of another scheme is not ours (a browser sends the Basic credentials
+ * of an auth layer in front of the site with the upgrade too): the query is used then.
  * Returns its length, 0 if absent, -1 if longer than CM_TOKEN_MAX_LEN. */
 static int token_from_request(struct lws *wsi, char *tok, size_t cap)
 {
@@ -102,18 +104,21 @@ static int token_from_request(struct lws *wsi, char *tok, size_t cap)
     int hl = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
     if (hl > 0) {
         if ((size_t)hl >= sizeof hdr)
-            return -1;
+            return -1; /* longer than any Bearer token we accept (and than any other scheme's) */
         int n = lws_hdr_copy(wsi, hdr, (int)sizeof hdr, WSI_TOKEN_HTTP_AUTHORIZATION);
         if (n < 0)
             return -1;
-        if ((size_t)n <= sizeof bearer - 1 || strncasecmp(hdr, bearer, sizeof bearer - 1) != 0)
-            return 0; /* some other scheme: treated as no token */
-        size_t tl = (size_t)n - (sizeof bearer - 1);
-        if (tl >= cap)
-            return -1;
-        memcpy(tok, hdr + sizeof bearer - 1, tl);
-        tok[tl] = '\0';
-        return (int)tl;
+        if (!strncasecmp(hdr, bearer, sizeof bearer - 1)) {
+            if ((size_t)n <= sizeof bearer - 1)
+                return 0; /* "Bearer " and nothing */
+            size_t tl = (size_t)n - (sizeof bearer - 1);
+            if (tl >= cap)
+                return -1;
+            memcpy(tok, hdr + sizeof bearer - 1, tl);
+            tok[tl] = '\0';
+            return (int)tl;
+        }
+        /* another scheme: not ours, look at the query */
     }
     /* each URL argument is one fragment; copying fails (-1) rather than truncating when a
      * fragment does not fit, so an over-long token is refused, never cut */

@@ -86,6 +86,22 @@ test('a good token works in the Authorization header and in ?access_token=, room
   await Promise.all([viaHeader.close(), viaQuery.close()]);
 });
 
+test('an Authorization header of another scheme does not hide ?access_token= (Basic auth in front of the site)', async () => {
+  // browsers send the Basic credentials of an auth layer in front of the site with the
+  // WebSocket upgrade too; the chat page's token is in the query then
+  const basic = `Basic ${Buffer.from('staging:secret').toString('base64')}`;
+  const tok = chat.token({ sub: 'basic@x.org', name: 'B', room: 'behind-basic' });
+  const c = await Client.open(chat.url(tok), { headers: { Authorization: basic } });
+  assert.equal(c.frames[0].room, 'behind-basic');
+  await c.close();
+  // still a 401 without a token, and a bad Bearer header is not rescued by the query
+  const none = await rawRequest(chat.port, upgradeRequest('/ws', `Authorization: ${basic}\r\n`));
+  assert.equal(none.status, 401);
+  const bad = await rawRequest(chat.port,
+    upgradeRequest(`/ws?access_token=${encodeURIComponent(tok)}`, 'Authorization: Bearer nope.nope.nope\r\n'));
+  assert.equal(bad.status, 401);
+});
+
 test('beyond CHAT_MAX_CONNECTIONS handshakes get 503; a freed slot is usable again', async () => {
   const cs = [];
   for (let i = 0; i < 3; i++) cs.push(await Client.open(chat.url(chat.token({ sub: `c${i}@x.org` }))));
