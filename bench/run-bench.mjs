@@ -459,7 +459,11 @@ function discussion(fo, la, mem, prof) {
       `  parley-chat ${f2(lp.p99_ms)} ms. The server CPU used per second at this rate is ${f2(lp.server_cpu_run_s / (lp.run_s || 1))} s for parley-chat, so the`,
       '  daemon is mostly idle: the p99 is the time to write and read a burst of 100 frames (above) plus',
       '  bursts of other rooms overlapping it plus waits for a CPU on a shared 2-core machine (load average in',
-      '  the Machine section), for the server and the load generator alike; compare the rooms-of-10 table.');
+      '  the Machine section), for the server and the load generator alike; compare the rooms-of-10 table.',
+      '  Node and asyncio write a broadcast straight into each socket from the receive handler; both',
+      '  libwebsockets servers (ours and lws-bare) ask for a writable callback per recipient and write on the',
+      '  next pass of the event loop, a pass that costs a poll() over every connection: when bursts overlap,',
+      '  that extra round is where their tail comes from.');
   }
   const ls = results.workloads.latencySmall || {};
   const cpuPerMsg = (r) => (r && r.deliveries_per_cpu_s && r.deliveries_per_s ? (r.deliveries_per_s / r.deliveries_per_cpu_s) / (r.sent_per_s || 1) * 1e6 : null);
