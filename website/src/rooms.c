@@ -236,7 +236,8 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
     name[r->param_len] = '\0';
     const char *p[1] = {name};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res, "SELECT owner_id FROM rooms WHERE name = $1", 1, p);
+    enum web_db_rc rc =
+        web_db_query(r, &res, "SELECT owner_id, id FROM rooms WHERE name = $1", 1, p);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return;
@@ -247,12 +248,17 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
         return;
     }
     long long owner = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+    char id[24];
+    snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
     if (owner != r->sess.user.id && !r->sess.user.is_admin) {
         web_page_error(r, 403, "Only the room's owner or an admin can delete it.");
         return;
     }
-    rc = web_db_query(r, NULL, "DELETE FROM rooms WHERE name = $1", 1, p);
+    /* Delete the room that was checked, by id: if it was deleted and its name taken again by
+     * someone else in between, the new room is not touched. */
+    const char *pid[1] = {id};
+    rc = web_db_query(r, NULL, "DELETE FROM rooms WHERE id = $1", 1, pid);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return;
