@@ -215,7 +215,10 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
      * well-framed) and fail the read, which makes lws close the socket. */
     struct chat_conn *c = g->conn;
     c->why = g->scan.violation;
-    if (c->wsi && !lws_partial_buffered(c->wsi)) {
+    /* an endpoint sends one close frame: not when ours is already out (close_soon hands it
+     * to lws at WRITEABLE and clears close_code) or lws has answered the client's close */
+    bool close_sent = (c->closing && !c->close_code) || c->peer_code;
+    if (c->wsi && !close_sent && !lws_partial_buffered(c->wsi)) {
         static const unsigned char close1002[] = {0x88, 0x02, 0x03, 0xea};
         (void)send(fd, close1002, sizeof close1002, MSG_NOSIGNAL | MSG_DONTWAIT);
     }

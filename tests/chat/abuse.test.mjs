@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
-import { startChat, Client, RawWs, rawRequest, metrics, httpGet, T } from './lib.mjs';
+import { startChat, Client, RawWs, rawRequest, metrics, httpGet, until, T } from './lib.mjs';
 
 let chat;
 before(async () => { chat = await startChat({ CHAT_HANDSHAKE_TIMEOUT: '2' }); });
@@ -81,6 +81,34 @@ test('an unmasked frame after pipelined plain requests on the same connection is
   await watcher.next((f) => f.text === 'marker');
   assert.ok(!watcher.of('message').some((m) => m.text === 'piped'));
   await watcher.close();
+});
+
+test('a violation after the server has sent its close frame gets no second close frame', async () => {
+  // the daemon closes with 1003 (binary frame); before acknowledging, the client sends an
+  // unmasked frame: the connection ends, and the 1003 close stays the only one sent
+  const s = connect(chat.port, '127.0.0.1');
+  s.on('error', () => {});
+  let buf = Buffer.alloc(0);
+  s.on('data', (b) => { buf = Buffer.concat([buf, b]); });
+  const ended = new Promise((res) => s.on('close', res));
+  await new Promise((res) => s.once('connect', res));
+  const { upgradeRequest } = await import('./lib.mjs');
+  s.write(upgradeRequest(`/ws?access_token=${chat.token({ sub: 'twice@x.org', room: 'twice' })}`));
+  await until(() => buf.includes('"welcome"'), T, 'welcome');
+  s.write(RawWs.frame(2, 'binary'));
+  await until(() => buf.includes(Buffer.from([0x88, 0x02, 0x03, 0xeb])) ||
+    buf.includes(Buffer.from([0x03, 0xeb])), T, 'the 1003 close');
+  s.write(RawWs.frame(1, msg('late'), { mask: false }));
+  await ended;
+  const frames = [];
+  let i = buf.indexOf('\r\n\r\n') + 4;
+  while (i + 2 <= buf.length) {
+    const len = buf[i + 1] & 0x7f; // server frames here are small (welcome < 126 bytes)
+    frames.push({ op: buf[i] & 0x0f, code: len >= 2 ? buf.readUInt16BE(i + 2) : null });
+    i += 2 + len;
+  }
+  const closes = frames.filter((f) => f.op === 8);
+  assert.deepEqual(closes.map((f) => f.code), [1003]);
 });
 
 test('a reserved opcode ends the connection with 1002', async () => {
