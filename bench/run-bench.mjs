@@ -231,7 +231,8 @@ const f0 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : Ma
 const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : Number(x).toFixed(2));
 const ratio = (a, b) => (a && b ? `${Number((a / b).toPrecision(3))}×` : '–');
 const ok = (r) => r && !r.error && r.rc === 0;
-const note = (r) => (!r ? 'not run' : r.error ? r.error : r.rc !== 0 ? `rc=${r.rc}: failed ${r.failed}, closed ${r.closed_early}, lost ${r.lost}, reordered ${r.reorders}` : '');
+const note = (r) => (!r ? 'not run' : r.error ? r.error : r.rc !== 0 ? `rc=${r.rc}: failed ${r.failed}, closed ${r.closed_early}, lost ${r.lost}, reordered ${r.reorders}`
+  : r.rate > 0 && r.sent_per_s < 0.95 * r.rate ? `offered ${f0(r.rate)}/s, only ${f0(r.sent_per_s)}/s got out: the machine (server + load generator) was saturated` : '');
 
 function machine() {
   const l = spawnSync('lscpu', [], { encoding: 'utf8' }).stdout || '';
