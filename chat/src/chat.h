@@ -28,13 +28,14 @@ struct chat_config {
     long long rate_strikes;           /* CHAT_RATE_STRIKES: violations in a row before 1008 */
     long long ring_size;              /* CHAT_RING_SIZE: frames kept per room = max lag */
     long long max_private;            /* CHAT_MAX_PENDING_REPLIES: queued welcome/error frames */
-    long long ping_interval;          /* CHAT_PING_INTERVAL: s since last pong before a ping */
-    long long idle_timeout;           /* CHAT_IDLE_TIMEOUT: s since last pong before hangup */
+    long long ping_interval;          /* CHAT_PING_INTERVAL: s without input before a ping */
+    long long idle_timeout;           /* CHAT_IDLE_TIMEOUT: s without input before hangup */
     long long max_connections;        /* CHAT_MAX_CONNECTIONS: beyond it, handshakes get 503 */
     long long max_header_bytes;       /* CHAT_MAX_HEADER_BYTES: pre-auth request header cap */
     long long max_pending_handshakes; /* CHAT_MAX_PENDING_HANDSHAKES: concurrent header sets */
     long long handshake_timeout;      /* CHAT_HANDSHAKE_TIMEOUT: s to finish the HTTP request */
     long long shutdown_grace_ms;      /* CHAT_SHUTDOWN_GRACE_MS: flush time on SIGTERM */
+    long long reassembly_budget;      /* CHAT_REASSEMBLY_BUDGET: bytes of all rx buffers */
 };
 
 int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);
@@ -80,11 +81,18 @@ struct chat_conn {
     uint16_t peer_code;
     uint8_t strikes;
     bool authed, established, culled, counted, closing;
+    /* liveness (see chat_conn_sweep): rx_seen is set by the recv() interposer (rawguard.c)
+     * whenever bytes arrive; the sweep folds it into last_rx_ms */
+    bool rx_seen;
+    bool want_ping;     /* write a ping at the next WRITEABLE */
+    int64_t last_rx_ms; /* monotonic ms of the last input seen by the sweep */
+    int64_t ping_ms;    /* when the last unanswered ping was asked for, 0 = none */
 };
 
 struct chat_counters {
     uint64_t messages_received, messages_delivered, frames_sent, rate_limited, culled,
-        protocol_errors, bad_requests, handshakes_accepted, framing_violations;
+        protocol_errors, bad_requests, handshakes_accepted, framing_violations, idle_dropped,
+        pings_sent, reassembly_refused;
     uint64_t rejected[12]; /* by enum chat_reject */
 };
 
@@ -115,7 +123,9 @@ struct chat_server {
      * empties and is re-created, and it increases within every room */
     char boot_id[CHAT_BOOT_ID_HEX + 1];
     uint64_t next_msg_seq;
-    size_t nconns; /* established WebSocket connections */
+    size_t nconns;                /* established WebSocket connections */
+    size_t rx_bytes;              /* reassembly buffer bytes held by all connections (budgeted) */
+    lws_sorted_usec_list_t sweep; /* the one ping / idle timer of all connections */
     bool stopping;
 };
 
@@ -131,6 +141,10 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c);
 void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c);
 /* Asks every connection to close with 1001 (SIGTERM). */
 void chat_conn_shutdown_all(struct chat_server *srv);
+/* Starts / stops the liveness sweep: one lws timer for all connections (not lws's
+ * per-connection validity timers, whose sorted insertion is O(n) each at scale). */
+void chat_conn_sweep_start(struct chat_server *srv);
+void chat_conn_sweep_stop(struct chat_server *srv);
 
 /* Allocates a frame holding a copy of payload. Caller owns it (free()). */
 struct chat_frame *chat_frame_new(const void *payload, size_t len, enum chat_frame_kind kind);

@@ -36,9 +36,9 @@ static const struct cm_cfg_entry table[] = {
     {"CHAT_MAX_PENDING_REPLIES", CM_CFG_INT, "16", 2, 1024, &cfg.max_private,
      "queued welcome/error frames per connection before close 1008"},
     {"CHAT_PING_INTERVAL", CM_CFG_INT, "30", 1, 3600, &cfg.ping_interval,
-     "seconds since the last pong before the server pings"},
+     "seconds without input from a client before the server pings it"},
     {"CHAT_IDLE_TIMEOUT", CM_CFG_INT, "75", 2, 7200, &cfg.idle_timeout,
-     "seconds since the last pong before the connection is dropped"},
+     "seconds without input (frames or pongs) before the connection is dropped"},
     {"CHAT_MAX_CONNECTIONS", CM_CFG_INT, "10000", 1, 1000000, &cfg.max_connections,
      "WebSocket connections; beyond it handshakes get 503"},
     {"CHAT_MAX_HEADER_BYTES", CM_CFG_INT, "8192", 5120, 65535, &cfg.max_header_bytes,
@@ -49,6 +49,8 @@ static const struct cm_cfg_entry table[] = {
      "seconds to send a complete handshake"},
     {"CHAT_SHUTDOWN_GRACE_MS", CM_CFG_INT, "3000", 0, 60000, &cfg.shutdown_grace_ms,
      "on SIGTERM, time for clients to get their 1001 close"},
+    {"CHAT_REASSEMBLY_BUDGET", CM_CFG_INT, "33554432", 1024, 1073741824, &cfg.reassembly_budget,
+     "bytes of partial messages held for all clients; beyond it close 1013"},
 };
 /* clang-format on */
 #define NTABLE (sizeof table / sizeof table[0])
@@ -74,6 +76,13 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
                  "CHAT_MAX_MESSAGE_BYTES (%lld) cannot hold CHAT_MAX_TEXT_CHARS "
                  "(%lld) characters",
                  cfg.max_message_bytes, cfg.max_text_chars);
+        return -1;
+    }
+    if (cfg.reassembly_budget < cfg.max_message_bytes) {
+        snprintf(err, errlen,
+                 "CHAT_REASSEMBLY_BUDGET (%lld) cannot hold one CHAT_MAX_MESSAGE_BYTES "
+                 "(%lld) message",
+                 cfg.reassembly_budget, cfg.max_message_bytes);
         return -1;
     }
     *out = cfg;

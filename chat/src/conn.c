@@ -17,6 +17,12 @@
 #define CHAT_WRITE_BATCH 16
 /* Seconds a closing connection gets to take its close frame before it is dropped. */
 #define CHAT_CLOSE_TIMEOUT_S 5
+/* How often the liveness sweep walks all connections (so pings and idle hangups happen up
+ * to this much later than CHAT_PING_INTERVAL / CHAT_IDLE_TIMEOUT say). */
+#define CHAT_SWEEP_TICK_MS 1000
+/* RFC 6455 §7.4.1 "Try Again Later" (lws 4.1.6 has no name for it): the reassembly
+ * budget is exhausted; the client did nothing wrong. */
+#define CHAT_CLOSE_TRY_AGAIN_LATER 1013
 
 static const char *ident_email(const struct chat_conn *c)
 {
@@ -83,22 +89,30 @@ static int send_private(struct chat_server *srv, struct chat_conn *c, struct cha
     return 0;
 }
 
+/* Gives back the connection's reassembly buffer (and its share of the budget). */
+static void rx_release(struct chat_server *srv, struct chat_conn *c)
+{
+    srv->rx_bytes -= c->rx_cap;
+    free(c->rx);
+    c->rx = NULL;
+    c->rx_len = c->rx_cap = 0;
+}
+
 /* Closes with `code` from the next WRITEABLE. Never by returning -1 from RECEIVE: lws
  * 4.1.6 then loses its frame parser state (lws_parse_ws "rest_is_payload bailed") and parses
  * the rest of the client's frame as garbage, fails again and drops the socket with unread
  * data before the close frame is out, so the client sees a TCP reset (1006) instead of
  * 1009. Input that still arrives is discarded (the parser stays in sync); a client that does
  * not let us write the close is dropped after CHAT_CLOSE_TIMEOUT_S. */
-static int close_soon(struct chat_conn *c, enum lws_close_status code, const char *why)
+static int close_soon(struct chat_server *srv, struct chat_conn *c, enum lws_close_status code,
+                      const char *why)
 {
     if (c->closing)
         return 0;
     c->why = why;
     c->closing = true;
     c->close_code = (uint16_t)code;
-    free(c->rx);
-    c->rx = NULL;
-    c->rx_len = c->rx_cap = 0;
+    rx_release(srv, c);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, CHAT_CLOSE_TIMEOUT_S);
     lws_callback_on_writable(c->wsi);
     return 0;
@@ -123,6 +137,7 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
         return -1;
     c->id = ++srv->next_conn_id;
     c->established = true;
+    c->last_rx_ms = cm_mono_ms();
     c->counted = true;
     srv->nconns++;
     chat_bucket_init(&c->bucket, cm_mono_ms(), srv->cfg->rate_burst);
@@ -151,7 +166,7 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
     if (!chat_bucket_take(&c->bucket, cm_mono_ms(), cfg->rate_per_sec, cfg->rate_burst)) {
         srv->n.rate_limited++;
         if (++c->strikes >= cfg->rate_strikes)
-            return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+            return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
         /* read the frame only to name the refused message (its client_id) in the answer */
         struct chat_req req;
         struct chat_proto_err err;
@@ -162,7 +177,8 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
             srv, c, chat_proto_error("rate_limited", "too many frames, slow down", cid, cidlen));
         chat_req_free(&req);
         if (rc < 0)
-            return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
+            return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                              "too many pending replies");
         return 0;
     }
     c->strikes = 0;
@@ -175,7 +191,8 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
             srv, c, chat_proto_error(err.code, err.message, err.client_id, err.client_id_len));
         chat_req_free(&req);
         if (rc < 0)
-            return close_soon(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
+            return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                              "too many pending replies");
         return 0;
     }
     struct chat_room *room = c->room;
@@ -203,14 +220,15 @@ int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *
         return 0; /* closing: discard what is still in flight */
     if (lws_frame_is_binary(wsi)) {
         srv->n.protocol_errors++;
-        return close_soon(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames not accepted");
+        return close_soon(srv, c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+                          "binary frames not accepted");
     }
     /* bound the whole message before buffering anything: what we hold, this chunk, and what
      * the frame header says is still coming (a 70 KiB frame is refused at its first chunk) */
     size_t remaining = lws_remaining_packet_payload(wsi);
     if (c->rx_len + len > cap || remaining > cap - c->rx_len - len) {
         srv->n.protocol_errors++;
-        return close_soon(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return close_soon(srv, c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
     }
     bool final = lws_is_final_fragment(wsi);
     if (final && !c->rx)
@@ -223,7 +241,15 @@ int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *
             want = 1024;
         if (want > cap)
             want = cap;
+        /* all connections' partial messages share CHAT_REASSEMBLY_BUDGET, so the worst case
+         * is not CHAT_MAX_MESSAGE_BYTES times the connections */
+        if (srv->rx_bytes - c->rx_cap + want > (size_t)srv->cfg->reassembly_budget) {
+            srv->n.reassembly_refused++;
+            return close_soon(srv, c, (enum lws_close_status)CHAT_CLOSE_TRY_AGAIN_LATER,
+                              "server busy: reassembly budget exhausted");
+        }
         c->rx = cm_xrealloc(c->rx, want);
+        srv->rx_bytes += want - c->rx_cap;
         c->rx_cap = want;
     }
     memcpy(c->rx + c->rx_len, in, len);
@@ -231,9 +257,8 @@ int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *
     if (!final)
         return 0;
     int rc = handle_frame(srv, c, (const char *)c->rx, c->rx_len);
-    free(c->rx); /* only fragmented / large messages ever hold a buffer */
-    c->rx = NULL;
-    c->rx_len = c->rx_cap = 0;
+    if (c->rx)
+        rx_release(srv, c); /* only fragmented / large messages ever hold a buffer */
     return rc;
 }
 
@@ -286,6 +311,15 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
         return 0;
     struct chat_ring *r = &c->room->ring;
     int written = 0;
+    if (c->want_ping) {
+        /* empty payload, as lws's own keepalive ping; any input answers it (see sweep) */
+        unsigned char ping[LWS_PRE + 1];
+        c->want_ping = false;
+        if (lws_write(c->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
+            return -1;
+        srv->n.pings_sent++;
+        written++;
+    }
     for (;;) {
         /* skip what this connection must not get (its own typing) without writing */
         while (!c->priv_head && c->next_seq < r->head) {
@@ -353,9 +387,7 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
     }
     c->priv_tail = NULL;
     c->npriv = 0;
-    free(c->rx);
-    c->rx = NULL;
-    c->rx_len = c->rx_cap = 0;
+    rx_release(srv, c);
     free(c->ident);
     c->ident = NULL;
 }
@@ -367,6 +399,61 @@ void chat_conn_shutdown_all(struct chat_server *srv)
         for (struct chat_room *room = reg->buckets[b]; room; room = room->hnext)
             for (struct chat_conn *c = room->conns; c; c = c->rnext) {
                 if (!c->culled)
-                    (void)close_soon(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
+                    (void)close_soon(srv, c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutdown");
             }
+}
+
+/* Drops a connection that has sent nothing, not even a pong, for CHAT_IDLE_TIMEOUT: like
+ * lws's validity hangup, without a close frame (the peer is presumably gone). */
+static void drop_idle(struct chat_server *srv, struct chat_conn *c)
+{
+    c->culled = true;
+    c->why = "idle timeout: no answer to pings";
+    srv->n.idle_dropped++;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
+}
+
+/* One walk over all connections: input since the last walk (rx_seen, set by the recv()
+ * interposer for any bytes: frames, parts of frames, pings, pongs) refreshes last_rx_ms; a
+ * connection quiet for CHAT_PING_INTERVAL is pinged (again every CHAT_PING_INTERVAL while
+ * it stays quiet), one quiet for CHAT_IDLE_TIMEOUT is dropped. Closing and culled
+ * connections have their own timeouts. */
+static void sweep(lws_sorted_usec_list_t *sul)
+{
+    struct chat_server *srv = lws_container_of(sul, struct chat_server, sweep);
+    struct chat_rooms *reg = srv->rooms;
+    int64_t now = cm_mono_ms();
+    int64_t ping_ms = srv->cfg->ping_interval * 1000, idle_ms = srv->cfg->idle_timeout * 1000;
+
+    for (size_t b = 0; b < reg->nbuckets; b++)
+        for (struct chat_room *room = reg->buckets[b]; room; room = room->hnext)
+            for (struct chat_conn *c = room->conns; c; c = c->rnext) {
+                if (c->culled || c->closing)
+                    continue;
+                if (c->rx_seen) {
+                    c->rx_seen = false;
+                    c->last_rx_ms = now;
+                    c->ping_ms = 0;
+                    continue;
+                }
+                int64_t quiet = now - c->last_rx_ms;
+                if (quiet >= idle_ms) {
+                    drop_idle(srv, c);
+                } else if (quiet >= ping_ms && (!c->ping_ms || now - c->ping_ms >= ping_ms)) {
+                    c->ping_ms = now;
+                    c->want_ping = true;
+                    lws_callback_on_writable(c->wsi);
+                }
+            }
+    lws_sul_schedule(srv->ctx, 0, &srv->sweep, sweep, CHAT_SWEEP_TICK_MS * LWS_US_PER_MS);
+}
+
+void chat_conn_sweep_start(struct chat_server *srv)
+{
+    lws_sul_schedule(srv->ctx, 0, &srv->sweep, sweep, CHAT_SWEEP_TICK_MS * LWS_US_PER_MS);
+}
+
+void chat_conn_sweep_stop(struct chat_server *srv)
+{
+    lws_sul_cancel(&srv->sweep);
 }

@@ -212,11 +212,22 @@ static void metrics_body(struct chat_server *srv, struct cm_buf *b)
         "# HELP chat_handshakes_accepted_total Authenticated WebSocket upgrades.\n"
         "# TYPE chat_handshakes_accepted_total counter\n"
         "chat_handshakes_accepted_total %" PRIu64 "\n"
+        "# HELP chat_idle_dropped_total Connections dropped after CHAT_IDLE_TIMEOUT without "
+        "input.\n"
+        "# TYPE chat_idle_dropped_total counter\nchat_idle_dropped_total %" PRIu64 "\n"
+        "# HELP chat_pings_sent_total Pings sent to quiet connections.\n"
+        "# TYPE chat_pings_sent_total counter\nchat_pings_sent_total %" PRIu64 "\n"
+        "# HELP chat_reassembly_bytes Bytes reserved for partial messages (all clients).\n"
+        "# TYPE chat_reassembly_bytes gauge\nchat_reassembly_bytes %zu\n"
+        "# HELP chat_reassembly_refused_total Connections closed 1013 for lack of reassembly "
+        "budget.\n"
+        "# TYPE chat_reassembly_refused_total counter\nchat_reassembly_refused_total %" PRIu64 "\n"
         "# HELP chat_handshakes_rejected_total Refused upgrades by reason.\n"
         "# TYPE chat_handshakes_rejected_total counter\n",
         srv->nconns, srv->rooms->count, n->messages_received, n->messages_delivered, n->frames_sent,
         n->culled, n->rate_limited, n->bad_requests, n->protocol_errors, n->framing_violations,
-        n->handshakes_accepted);
+        n->handshakes_accepted, n->idle_dropped, n->pings_sent, srv->rx_bytes,
+        n->reassembly_refused);
     for (int i = 0; i < CHAT_REJ_COUNT; i++)
         cm_buf_printf(b, "chat_handshakes_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                       reject_label[i], n->rejected[i]);

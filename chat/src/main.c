@@ -96,10 +96,14 @@ int main(void)
     protocols[0] = proto_template;
     protocols[0].rx_buffer_size = (size_t)cfg.rx_buffer;
 
-    /* idle policy: ping after ping_interval s without traffic, hang up after idle_timeout */
+    /* no lws validity (ping / hangup) timers: a vhost policy with secs_since_valid_hangup 0
+     * makes lws 4.1.6 skip them (_lws_validity_confirmed_role), whereas no policy at all
+     * would give every wsi the context default (300 s / 310 s). Each of those timers is a
+     * sorted insertion into one list, O(n) per handshake; conn.c's sweep does the job with
+     * one timer (CHAT_PING_INTERVAL / CHAT_IDLE_TIMEOUT). */
     static lws_retry_bo_t retry;
-    retry.secs_since_valid_ping = (uint16_t)cfg.ping_interval;
-    retry.secs_since_valid_hangup = (uint16_t)cfg.idle_timeout;
+    retry.secs_since_valid_ping = 0;
+    retry.secs_since_valid_hangup = 0;
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
@@ -134,6 +138,7 @@ int main(void)
     the_ctx = ctx;
     cm_info("listening on %s:%lld (WebSocket at /ws, /healthz, /metrics)", cfg.listen_addr,
             cfg.port);
+    chat_conn_sweep_start(&srv);
 
     while (!stop_requested)
         if (lws_service(ctx, 0) < 0)
@@ -150,6 +155,7 @@ int main(void)
         if (lws_service(ctx, 0) < 0)
             break;
     lws_sul_cancel(&tick);
+    chat_conn_sweep_stop(&srv);
     if (srv.nconns)
         cm_warn("%zu connections did not close in time", srv.nconns);
     the_ctx = NULL;

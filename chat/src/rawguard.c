@@ -207,6 +207,8 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
     struct guard *g = guard_of(fd);
     if (r <= 0 || !g || (flags & MSG_PEEK) || g->scan.phase == 2)
         return r;
+    if (g->conn)
+        ((struct chat_conn *)g->conn)->rx_seen = true; /* any input is liveness */
     if (!chat_wsscan_feed(&g->scan, buf, (size_t)r) || !g->conn)
         return r;
     /* An established WebSocket broke the framing rules. lws would process an unmasked

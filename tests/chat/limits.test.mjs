@@ -1,8 +1,9 @@
 // Frame limits: size (1009), UTF-8 (1007), binary (1003), bad requests answered with an
-// error frame on a connection that stays usable, rate limiting (rate_limited, then 1008).
+// error frame on a connection that stays usable, rate limiting (rate_limited, then 1008), the
+// shared reassembly budget (1013).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startChat, Client, metrics, until, T } from './lib.mjs';
+import { startChat, Client, RawWs, metrics, until, T } from './lib.mjs';
 
 let chat;
 before(async () => {
@@ -104,4 +105,52 @@ test('a flood gets rate_limited, and if it goes on, close 1008', async (t) => {
   assert.ok(f.of('message').length <= 5 + 2, 'at most the burst (plus refill) was broadcast');
   assert.ok((await metrics(slow.port)).chat_rate_limited_total >= 10);
   await a.close();
+});
+
+test('partial messages share CHAT_REASSEMBLY_BUDGET: over it a client gets 1013, the others are unaffected', async (t) => {
+  const small = await startChat({ CHAT_MAX_MESSAGE_BYTES: '20000', CHAT_REASSEMBLY_BUDGET: '30000' });
+  t.after(() => small.d.stop());
+  const tok = (sub) => small.token({ sub, name: sub, room: 'budget' });
+  const watcher = await Client.open(small.url(tok('w@x.org')));
+  // a text frame of about 11.7 KB (3900 three-byte characters), written in two halves: between
+  // them the daemon holds a reassembly buffer for the whole announced frame
+  const big = (cid) => RawWs.frame(0x1, JSON.stringify({ type: 'message', client_id: cid, text: '€'.repeat(3900) }));
+  const half = (f) => [f.subarray(0, 4000), f.subarray(4000)];
+  const held = async (bytes) => until(async () => (await metrics(small.port)).chat_reassembly_bytes >= bytes, T, `${bytes} bytes held`);
+
+  const a = await RawWs.open(small.port, tok('a@x.org'));
+  const b = await RawWs.open(small.port, tok('b@x.org'));
+  const c = await RawWs.open(small.port, tok('c@x.org'));
+  const [a1, a2] = half(big('a'));
+  const [b1, b2] = half(big('b'));
+  const [c1] = half(big('c'));
+  a.write(a1);
+  await held(11000);
+  b.write(b1);
+  await held(22000);
+  // a third partial message does not fit in 30000 bytes: try again later
+  c.write(c1);
+  await c.ended;
+  assert.equal(c.closeCode(), 1013);
+  await watcher.next((f) => f.type === 'leave' && f.user.email === 'c@x.org');
+  // the two others complete their messages, which are delivered whole
+  a.write(a2);
+  b.write(b2);
+  for (const cid of ['a', 'b']) {
+    const m = await watcher.next((f) => f.type === 'message' && f.client_id === cid);
+    assert.equal(m.text, '€'.repeat(3900));
+  }
+  // the budget is free again: a newcomer's partial message fits
+  await until(async () => (await metrics(small.port)).chat_reassembly_bytes === 0, T, 'budget released');
+  const d = await RawWs.open(small.port, tok('d@x.org'));
+  const [d1, d2] = half(big('d'));
+  d.write(d1);
+  await held(11000);
+  d.write(d2);
+  assert.equal((await watcher.next((f) => f.type === 'message' && f.client_id === 'd')).user.email, 'd@x.org');
+  const m = await metrics(small.port);
+  assert.equal(m.chat_reassembly_refused_total, 1);
+  assert.equal(m.chat_reassembly_bytes, 0);
+  for (const r of [a, b, d]) r.sock.destroy();
+  await watcher.close();
 });

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { startChat, Client, RawWs, metrics, until, ASAN, T } from './lib.mjs';
+import { startChat, Client, RawWs, metrics, until, sleep, ASAN, T } from './lib.mjs';
 
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
@@ -73,4 +73,46 @@ test('idle connections are pinged; a peer that never answers is dropped, a live 
   live.send({ type: 'message', text: 'alive' });
   assert.equal((await live.next((f) => f.type === 'message')).text, 'alive');
   await live.close();
+});
+
+test('any input keeps a connection: a chatting client that never pongs stays; one that stops answering pings is dropped', async (t) => {
+  const chat = await startChat({ CHAT_PING_INTERVAL: '1', CHAT_IDLE_TIMEOUT: '3' });
+  t.after(() => chat.d.stop());
+  const watcher = await Client.open(chat.url(chat.token({ sub: 'w@x.org', room: 'live' })));
+  const chatty = await RawWs.open(chat.port, chat.token({ sub: 'chatty@x.org', room: 'live' }));
+  const ponger = await RawWs.open(chat.port, chat.token({ sub: 'ponger@x.org', room: 'live' }));
+  const gone = new Set();
+  for (const [name, r] of [['chatty', chatty], ['ponger', ponger]]) r.ended.then(() => gone.add(name));
+  // the ponger answers each ping with a pong (nothing else) while `answering`
+  let answering = true;
+  let answered = 0;
+  ponger.sock.on('data', () => {
+    const pings = ponger.frames.filter((f) => f.op === 0x9).length;
+    for (; answering && answered < pings; answered++) ponger.write(RawWs.frame(0xa, ''));
+  });
+  // more than twice CHAT_IDLE_TIMEOUT: the chatty one sends messages and never pongs
+  for (let i = 0; i < 16; i++) {
+    chatty.write(RawWs.frame(0x1, JSON.stringify({ type: 'message', text: `m${i}` })));
+    await sleep(500);
+  }
+  assert.deepEqual([...gone], [], 'both are still connected');
+  assert.ok(answered >= 2, `the quiet one was pinged and answered (${answered})`);
+  assert.equal((await watcher.next((f) => f.type === 'message' && f.text === 'm15')).user.email, 'chatty@x.org');
+  // the ponger stops answering: it is dropped, the chatty one (still chatting) stays
+  answering = false;
+  let n = 0;
+  const talk = setInterval(() => chatty.write(RawWs.frame(0x1, JSON.stringify({ type: 'message', text: `k${n++}` }))), 500);
+  try {
+    await ponger.ended;
+    await watcher.next((f) => f.type === 'leave' && f.user.email === 'ponger@x.org');
+  } finally {
+    clearInterval(talk);
+  }
+  chatty.write(RawWs.frame(0x1, JSON.stringify({ type: 'message', text: 'still here' })));
+  await watcher.next((f) => f.type === 'message' && f.text === 'still here');
+  assert.ok(!gone.has('chatty'));
+  const m = await metrics(chat.port);
+  assert.equal(m.chat_idle_dropped_total, 1);
+  chatty.sock.destroy();
+  await watcher.close();
 });
