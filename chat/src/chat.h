@@ -42,9 +42,10 @@ int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);
 void chat_config_log(void);
 void chat_config_free(void);
 
-/* One encoded server frame. The JSON payload follows LWS_PRE bytes of headroom that
- * lws_write uses for the WebSocket header, so one allocation is written to every recipient
- * unchanged (the header of an unmasked server frame is the same for all of them). */
+/* One encoded server frame, encoded once and shared by every recipient (the header of an
+ * unmasked server frame is the same for all of them). Usually it is copied with its header
+ * into a connection's batch (conn.c); a frame too big for a batch is written directly, and
+ * its LWS_PRE bytes of headroom take the header lws_write puts before the payload. */
 enum chat_frame_kind { CHAT_FRAME_EVENT = 0, CHAT_FRAME_MESSAGE = 1 };
 
 struct chat_frame {
@@ -59,6 +60,10 @@ struct chat_frame {
 
 struct chat_room;
 struct chat_member;
+
+/* Bytes of frames written to one connection in one syscall (conn.c batches pending frames;
+ * also lws's per-write limit, the protocol's tx_packet_size). */
+#define CHAT_TX_BATCH_BYTES 16384
 
 /* Per-connection state: lws allocates it zeroed (per_session_data_size) for every wsi of
  * the protocol, including plain HTTP ones, and it stays valid until LWS_CALLBACK_WSI_DESTROY. */

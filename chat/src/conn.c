@@ -24,6 +24,9 @@
  * budget is exhausted; the client did nothing wrong. */
 #define CHAT_CLOSE_TRY_AGAIN_LATER 1013
 
+/* The batch of frames chat_conn_writeable sends in one syscall (single service thread). */
+static unsigned char txbuf[LWS_PRE + CHAT_TX_BATCH_BYTES];
+
 static const char *ident_email(const struct chat_conn *c)
 {
     return c->ident;
@@ -309,8 +312,6 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
     }
     if (c->closing)
         return 0;
-    struct chat_ring *r = &c->room->ring;
-    int written = 0;
     if (c->want_ping) {
         /* empty payload, as lws's own keepalive ping; any input answers it (see sweep) */
         unsigned char ping[LWS_PRE + 1];
@@ -318,8 +319,23 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
         if (lws_write(c->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0)
             return -1;
         srv->n.pings_sent++;
-        written++;
+        if (lws_send_pipe_choked(c->wsi)) {
+            lws_callback_on_writable(c->wsi);
+            return 0;
+        }
     }
+    /* Up to CHAT_WRITE_BATCH pending frames go out in one send(): their (unmasked, so
+     * identical for every recipient) headers are built here, next to copies of the payloads,
+     * and the whole batch is written as LWS_WRITE_RAW, which lws 4.1.6 passes to
+     * lws_issue_raw untouched (rops_write_role_protocol_ws: RAW is LWS_WRITE_HTTP, "goto
+     * send_raw"). A partial send is safe: lws_issue_raw keeps the rest in buflist_out,
+     * reports it all as taken, sends it first and calls WRITEABLE again only once it is out;
+     * frames written later by lws (ping, close) are appended behind it. The batch never ends
+     * inside a frame, so lws's ws->inside_frame state stays right. */
+    struct chat_ring *r = &c->room->ring;
+    unsigned char *out = txbuf + LWS_PRE;
+    size_t off = 0;
+    uint32_t nframes = 0, nmessages = 0;
     for (;;) {
         /* skip what this connection must not get (its own typing) without writing */
         while (!c->priv_head && c->next_seq < r->head) {
@@ -329,29 +345,66 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
             c->next_seq++;
         }
         if (!c->priv_head && c->next_seq >= r->head)
-            return 0; /* all sent */
-        /* POLLOUT covered the first write; check (a poll() in lws) only before more, and
-         * stop after a batch so one busy connection cannot starve the others */
-        if (written && (written >= CHAT_WRITE_BATCH || lws_send_pipe_choked(c->wsi)))
+            break; /* all taken */
+        if (nframes >= CHAT_WRITE_BATCH)
             break;
-        if (c->priv_head) {
-            struct chat_frame *f = c->priv_head;
-            c->priv_head = f->next;
+        struct chat_frame *pf = c->priv_head; /* private frames first, freed once copied */
+        const struct chat_frame *f = pf ? pf : chat_ring_get(r, c->next_seq);
+        size_t hlen = f->len < 126 ? 2 : f->len < 65536 ? 4 : 10;
+        if (off + hlen + f->len > CHAT_TX_BATCH_BYTES) {
+            if (nframes)
+                break; /* next time */
+            /* a frame bigger than the batch buffer goes alone, the usual way */
+            if (pf) {
+                c->priv_head = pf->next;
+                if (!c->priv_head)
+                    c->priv_tail = NULL;
+                c->npriv--;
+            } else {
+                c->next_seq++;
+            }
+            int rc = write_frame(srv, c, f);
+            free(pf);
+            if (rc < 0)
+                return -1;
+            lws_callback_on_writable(c->wsi);
+            return 0;
+        }
+        out[off] = 0x81; /* FIN, text */
+        if (hlen == 2) {
+            out[off + 1] = (unsigned char)f->len;
+        } else if (hlen == 4) {
+            out[off + 1] = 126;
+            out[off + 2] = (unsigned char)(f->len >> 8);
+            out[off + 3] = (unsigned char)f->len;
+        } else {
+            out[off + 1] = 127;
+            for (unsigned i = 0; i < 8; i++)
+                out[off + 2 + i] = (unsigned char)((uint64_t)f->len >> (56 - 8 * i));
+        }
+        memcpy(out + off + hlen, f->payload, f->len);
+        off += hlen + f->len;
+        nframes++;
+        if (f->kind == CHAT_FRAME_MESSAGE)
+            nmessages++;
+        if (pf) {
+            c->priv_head = pf->next;
             if (!c->priv_head)
                 c->priv_tail = NULL;
             c->npriv--;
-            int rc = write_frame(srv, c, f);
-            free(f);
-            if (rc < 0)
-                return -1;
+            free(pf);
         } else {
-            const struct chat_frame *f = chat_ring_get(r, c->next_seq++);
-            if (write_frame(srv, c, f) < 0)
-                return -1;
+            c->next_seq++;
         }
-        written++;
     }
-    lws_callback_on_writable(c->wsi);
+    if (!nframes)
+        return 0;
+    if (lws_write(c->wsi, out, off, LWS_WRITE_RAW) < (int)off)
+        return -1;
+    srv->n.frames_sent += nframes;
+    srv->n.messages_delivered += nmessages;
+    if (c->priv_head || c->next_seq < r->head)
+        lws_callback_on_writable(c->wsi);
     return 0;
 }
 

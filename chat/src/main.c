@@ -95,6 +95,9 @@ int main(void)
     memset(protocols, 0, sizeof protocols);
     protocols[0] = proto_template;
     protocols[0].rx_buffer_size = (size_t)cfg.rx_buffer;
+    /* lws_issue_raw sends at most tx_packet_size (else rx_buffer_size) + LWS_PRE + 4 bytes
+     * per write and buffers the rest: let a batch of frames go out in one send() */
+    protocols[0].tx_packet_size = CHAT_TX_BATCH_BYTES;
 
     /* no lws validity (ping / hangup) timers: a vhost policy with secs_since_valid_hangup 0
      * makes lws 4.1.6 skip them (_lws_validity_confirmed_role), whereas no policy at all
