@@ -534,9 +534,9 @@
 
   // Which message did an error frame refuse? The server answers the frames of one connection
   // in order, but sends its errors ahead of the room's broadcasts, so an error can overtake
-  // the echo of an earlier message that was accepted, and errors carry no client_id (a rate
-  // limit refuses frames before reading them). So: an error refuses the oldest message not
-  // yet echoed; its bubble goes and its text goes back into the box. If that message's echo
+  // the echo of an earlier message that was accepted. An error that names a client_id refuses
+  // that message; one that does not (bad JSON, a typing frame, a message without a valid
+  // client_id) refuses the oldest message not yet echoed; its bubble goes and its text goes back into the box. If that message's echo
   // comes after all, the error was about a later message (or a typing signal): the message
   // is shown, its text taken out of the box again, and the error passed on to the next
   // message still waiting. Nothing is lost, shown twice, or left "sending" for ever.
