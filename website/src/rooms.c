@@ -180,15 +180,24 @@ out:
     web_form_free(&f);
 }
 
-void web_h_room_get(struct web_req *r)
+/* Copies the room name from the path into name (NUL-terminated). A name that cannot exist
+ * (not [a-z0-9][a-z0-9-]{2,31}) gets the 404 page here, before any query; returns false then. */
+static bool room_param(struct web_req *r, char name[CM_ROOM_MAX + 1])
 {
-    char name[CM_ROOM_MAX + 1];
     if (!cm_room_name_valid(r->param, r->param_len)) {
         web_page_error(r, 404, "There is no room with this name.");
-        return;
+        return false;
     }
     memcpy(name, r->param, r->param_len);
     name[r->param_len] = '\0';
+    return true;
+}
+
+void web_h_room_get(struct web_req *r)
+{
+    char name[CM_ROOM_MAX + 1];
+    if (!room_param(r, name))
+        return;
     if (!web_page_user(r))
         return;
     const char *p[1] = {name};
@@ -228,12 +237,8 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
         return;
     }
     char name[CM_ROOM_MAX + 1];
-    if (!cm_room_name_valid(r->param, r->param_len)) {
-        web_page_error(r, 404, "There is no room with this name.");
+    if (!room_param(r, name))
         return;
-    }
-    memcpy(name, r->param, r->param_len);
-    name[r->param_len] = '\0';
     const char *p[1] = {name};
     PGresult *res;
     enum web_db_rc rc =
