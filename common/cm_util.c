@@ -2,6 +2,7 @@
 #include "cm_log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -138,6 +139,17 @@ size_t cm_utf8_count(const char *str, size_t len)
         if (((unsigned char)str[i] & 0xC0) != 0x80)
             count++;
     return count;
+}
+
+void cm_signals_install(void (*handler)(int))
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int64_t cm_now_ms(void)

@@ -24,6 +24,10 @@ bool cm_utf8_valid(const char *s, size_t len);
 /* Number of code points in valid UTF-8 (call cm_utf8_valid first). */
 size_t cm_utf8_count(const char *s, size_t len);
 
+/* Installs handler for SIGTERM and SIGINT (no SA_RESTART, so blocking calls wake up) and
+ * ignores SIGPIPE, so a peer closing a socket is an error return, not a dead daemon. */
+void cm_signals_install(void (*handler)(int));
+
 int64_t cm_now_ms(void);  /* wall clock, Unix milliseconds */
 int64_t cm_mono_ms(void); /* monotonic clock, milliseconds */
 

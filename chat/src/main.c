@@ -64,13 +64,7 @@ int main(void)
     cm_log_set_level((enum cm_log_level)cm_log_level_parse(cfg.log_level));
     chat_config_log();
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cm_signals_install(on_signal);
 
     struct rlimit rl;
     size_t guard_fds = 4096;

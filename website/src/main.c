@@ -1,5 +1,6 @@
 /* parley-website: configuration, start-up, signal handling, orderly shutdown. */
 #include "cm_log.h"
+#include "cm_util.h"
 #include "config.h"
 #include "db.h"
 #include "http.h"
@@ -31,13 +32,7 @@ int main(void)
     web_config_log();
 
     int rc = 1;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    cm_signals_install(on_signal);
     if (web_password_init() < 0)
         goto out_cfg;
     web_db_init();
