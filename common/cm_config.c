@@ -1,5 +1,6 @@
 #include "cm_config.h"
 #include "cm_log.h"
+#include "cm_alloc.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -20,12 +20,4 @@ void cm_log(enum cm_log_level level, const char *fmt, ...) __attribute__((format
 #define cm_warn(...) cm_log(CM_LOG_WARN, __VA_ARGS__)
 #define cm_error(...) cm_log(CM_LOG_ERROR, __VA_ARGS__)
 
-/* Out of memory is not a recoverable condition here (as in Redis): log and abort. */
-_Noreturn void cm_oom(size_t size);
-void *cm_xmalloc(size_t size);
-void *cm_xcalloc(size_t n, size_t size);
-void *cm_xrealloc(void *p, size_t size);
-char *cm_xstrdup(const char *s);
-char *cm_xstrndup(const char *s, size_t n);
-
 #endif

@@ -1,6 +1,7 @@
 #include "cm_token.h"
 #include "cm_log.h"
 #include "cm_util.h"
+#include "cm_alloc.h"
 
 #include <cjson/cJSON.h>
 #include <jwt.h>
@@ -61,10 +62,26 @@ static bool copy_text(char *dst, size_t cap, const char *src, size_t max_chars)
     return true;
 }
 
-int cm_token_claims_init(struct cm_token_claims *c, const char *sub, const char *name,
-                         const char *room, int64_t now_s, int64_t ttl_s)
+bool cm_uid_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > CM_UID_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+int cm_token_claims_init(struct cm_token_claims *c, const char *sub, const char *uid,
+                         const char *name, const char *room, int64_t now_s, int64_t ttl_s)
 {
     memset(c, 0, sizeof *c);
+    if (!cm_uid_valid(uid, strlen(uid)))
+        return -1;
+    memcpy(c->uid, uid, strlen(uid) + 1);
     if (!copy_text(c->sub, sizeof c->sub, sub, CM_EMAIL_MAX) ||
         !copy_text(c->name, sizeof c->name, name, CM_NAME_MAX) ||
         !cm_room_name_valid(room, strlen(room)) || ttl_s <= 0 || ttl_s > CM_TOKEN_TTL_MAX)
@@ -92,9 +109,9 @@ enum cm_token_err cm_token_sign(const struct cm_token_claims *c, const unsigned 
         goto out;
     if (jwt_add_grant(jwt, "iss", CM_TOKEN_ISSUER) ||
         jwt_add_grant(jwt, "aud", CM_TOKEN_AUDIENCE) || jwt_add_grant(jwt, "sub", c->sub) ||
-        jwt_add_grant(jwt, "name", c->name) || jwt_add_grant(jwt, "room", c->room) ||
-        jwt_add_grant(jwt, "jti", c->jti) || jwt_add_grant_int(jwt, "iat", (long)c->iat) ||
-        jwt_add_grant_int(jwt, "exp", (long)c->exp))
+        jwt_add_grant(jwt, "uid", c->uid) || jwt_add_grant(jwt, "name", c->name) ||
+        jwt_add_grant(jwt, "room", c->room) || jwt_add_grant(jwt, "jti", c->jti) ||
+        jwt_add_grant_int(jwt, "iat", (long)c->iat) || jwt_add_grant_int(jwt, "exp", (long)c->exp))
         goto out;
     *out = jwt_encode_str(jwt);
     if (*out)
@@ -206,7 +223,7 @@ static enum cm_token_err check_claims(const char *b64, size_t len, int64_t now,
     memset(&c, 0, sizeof c);
     enum cm_token_err rc = CM_TOKEN_BAD_CLAIM;
     const char *iss = get_str(p, "iss"), *aud = get_str(p, "aud");
-    const char *sub = get_str(p, "sub"), *name = get_str(p, "name");
+    const char *sub = get_str(p, "sub"), *name = get_str(p, "name"), *uid = get_str(p, "uid");
     const char *room = get_str(p, "room"), *jti = get_str(p, "jti");
     int64_t nbf;
 
@@ -243,6 +260,9 @@ static enum cm_token_err check_claims(const char *b64, size_t len, int64_t now,
         goto out;
     if (!name || !copy_text(c.name, sizeof c.name, name, CM_NAME_MAX))
         goto out;
+    if (!uid || !cm_uid_valid(uid, strlen(uid)))
+        goto out;
+    memcpy(c.uid, uid, strlen(uid) + 1);
     if (!room || !cm_room_name_valid(room, strlen(room)))
         goto out;
     memcpy(c.room, room, strlen(room) + 1);

@@ -31,22 +31,4 @@ void cm_signals_install(void (*handler)(int));
 int64_t cm_now_ms(void);  /* wall clock, Unix milliseconds */
 int64_t cm_mono_ms(void); /* monotonic clock, milliseconds */
 
-/* Growable byte buffer. Always NUL-terminated after any append; free with cm_buf_free. */
-struct cm_buf {
-    char *data;
-    size_t len;
-    size_t cap;
-};
-
-void cm_buf_init(struct cm_buf *b);
-void cm_buf_reserve(struct cm_buf *b, size_t extra);
-void cm_buf_append(struct cm_buf *b, const void *p, size_t n);
-void cm_buf_puts(struct cm_buf *b, const char *s);
-void cm_buf_printf(struct cm_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends text with &, <, >, ", ' replaced by HTML entities. */
-void cm_buf_append_html(struct cm_buf *b, const char *s, size_t n);
-/* Moves the data out (caller frees) and resets the buffer. */
-char *cm_buf_take(struct cm_buf *b, size_t *len);
-void cm_buf_free(struct cm_buf *b);
-
 #endif

@@ -38,6 +38,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include "cm_alloc.h"
 
 #define LG_MAX_PROCS 64
 #define LG_MAX_CONNS 200000
@@ -455,12 +456,13 @@ static int worker_main(const struct lg_opts *o, struct lg_shared *sh, int id, ui
         c->last = cm_xcalloc(senders_in_room(o, c->room) + 1u, sizeof *c->last);
         w.my_members[c->room]++;
         if (o->token) {
-            char sub[64], name[32], rn[40];
+            char sub[64], uid[32], name[32], rn[40];
             snprintf(sub, sizeof sub, "bench-%" PRIu32 "@bench.invalid", c->gid);
+            snprintf(uid, sizeof uid, "bench-%" PRIu32, c->gid);
             snprintf(name, sizeof name, "Bench %" PRIu32, c->gid);
             room_name(rn, sizeof rn, c->room);
             struct cm_token_claims cl;
-            if (cm_token_claims_init(&cl, sub, name, rn, (int64_t)time(NULL), LG_TOKEN_TTL) ||
+            if (cm_token_claims_init(&cl, sub, uid, name, rn, (int64_t)time(NULL), LG_TOKEN_TTL) ||
                 cm_token_sign(&cl, (const unsigned char *)secret, strlen(secret), &c->token) !=
                     CM_TOKEN_OK) {
                 fprintf(stderr, "loadgen: cannot sign a token\n");

@@ -12,6 +12,7 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
+#include "cm_alloc.h"
 
 /* Frames written per WRITEABLE callback before giving the other connections a turn. */
 #define CHAT_WRITE_BATCH 16

@@ -15,6 +15,8 @@
 #include "cm_log.h"
 #include "cm_token.h"
 #include "cm_util.h"
+#include "cm_buf.h"
+#include "cm_alloc.h"
 
 #define CHAT_WS_PATH "/ws"
 #define CHAT_URI_MAX 256 /* longest path we look at; longer ones are simply not ours */

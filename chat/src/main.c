@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "cm_alloc.h"
 #include "cm_log.h"
 #include "cm_util.h"
 
@@ -56,6 +57,7 @@ int main(void)
     char err[512];
 
     cm_log_init("chat", CM_LOG_INFO);
+    cm_alloc_init_cjson();
     if (chat_config_load(&cfg, err, sizeof err) < 0) {
         cm_error("configuration: %s", err);
         chat_config_free();

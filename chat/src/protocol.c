@@ -11,6 +11,8 @@
 #include <cjson/cJSON.h>
 
 #include "cm_log.h"
+#include "cm_buf.h"
+#include "cm_alloc.h"
 
 static int fail(struct chat_proto_err *err, const struct chat_req *req, const char *code,
                 const char *message)
@@ -91,36 +93,9 @@ void chat_req_free(struct chat_req *req)
     req->root = NULL;
 }
 
-void chat_json_str(struct cm_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t start = 0;
-
-    cm_buf_reserve(b, n + 2);
-    cm_buf_append(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f)
-            continue;
-        cm_buf_append(b, s + start, i - start);
-        start = i + 1;
-        char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-        if (c == '"' || c == '\\') {
-            esc[1] = (char)c;
-            cm_buf_append(b, esc, 2);
-        } else if (c == '\n') {
-            cm_buf_append(b, "\\n", 2);
-        } else {
-            cm_buf_append(b, esc, 6);
-        }
-    }
-    cm_buf_append(b, s + start, n - start);
-    cm_buf_append(b, "\"", 1);
-}
-
 static void json_cstr(struct cm_buf *b, const char *s)
 {
-    chat_json_str(b, s, strlen(s));
+    cm_buf_append_json(b, s, strlen(s));
 }
 
 static void user_obj(struct cm_buf *b, const char *email, const char *name)
@@ -204,10 +179,10 @@ struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char
     cm_buf_puts(&b, "{\"type\":\"message\",\"id\":");
     char id[CHAT_BOOT_ID_HEX + 2 + 20 + 1];
     int n = snprintf(id, sizeof id, "%s-%" PRIu64, boot, seq);
-    chat_json_str(&b, id, n < 0 ? 0 : (size_t)n < sizeof id ? (size_t)n : sizeof id - 1);
+    cm_buf_append_json(&b, id, n < 0 ? 0 : (size_t)n < sizeof id ? (size_t)n : sizeof id - 1);
     cm_buf_puts(&b, ",\"client_id\":");
     if (client_id)
-        chat_json_str(&b, client_id, client_id_len);
+        cm_buf_append_json(&b, client_id, client_id_len);
     else
         cm_buf_puts(&b, "null");
     cm_buf_puts(&b, ",\"room\":");
@@ -215,7 +190,7 @@ struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char
     cm_buf_puts(&b, ",\"user\":");
     user_obj(&b, email, name);
     cm_buf_puts(&b, ",\"text\":");
-    chat_json_str(&b, text, text_len);
+    cm_buf_append_json(&b, text, text_len);
     cm_buf_printf(&b, ",\"ts\":%" PRId64 "}", ts_ms);
     return frame_end(&b, CHAT_FRAME_MESSAGE);
 }
@@ -231,7 +206,7 @@ struct chat_frame *chat_proto_error(const char *code, const char *message, const
     json_cstr(&b, message);
     if (client_id) {
         cm_buf_puts(&b, ",\"client_id\":");
-        chat_json_str(&b, client_id, client_id_len);
+        cm_buf_append_json(&b, client_id, client_id_len);
     }
     cm_buf_puts(&b, "}");
     return frame_end(&b, CHAT_FRAME_EVENT);

@@ -49,10 +49,6 @@ int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
                      struct chat_req *req, struct chat_proto_err *err);
 void chat_req_free(struct chat_req *req);
 
-/* JSON string literal of [s, s+n) (quotes included), escaping ", \ and control characters.
- * s must be valid UTF-8 (all our strings are checked before they get here). */
-void chat_json_str(struct cm_buf *b, const char *s, size_t n);
-
 /* Frame builders. Each returns a new frame the caller owns. */
 struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *email,
                                       const char *name);

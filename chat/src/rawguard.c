@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 #include "cm_log.h"
+#include "cm_alloc.h"
 
 enum { ST_B0, ST_B1, ST_EXT, ST_MASK, ST_PAYLOAD };
 

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "cm_log.h"
+#include "cm_alloc.h"
 
 void chat_ring_init(struct chat_ring *r, uint32_t cap)
 {

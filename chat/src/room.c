@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cm_log.h"
+#include "cm_alloc.h"
 
 static size_t hash_name(const char *s)
 {

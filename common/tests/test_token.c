@@ -64,7 +64,8 @@ static char *payload(const char *iss, const char *aud, const char *extra)
 {
     static char p[2048];
     snprintf(p, sizeof p,
-             "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"ann@example.com\",\"name\":\"Ann\","
+             "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"ann@example.com\",\"uid\":\"u-1\",\"name\":"
+             "\"Ann\","
              "\"room\":\"lobby\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"abc\"%s}",
              iss, aud, (long long)NOW, (long long)NOW + 60, extra);
     return p;
@@ -79,7 +80,8 @@ static enum cm_token_err verify(const char *tok)
 static char *sign_valid(void)
 {
     struct cm_token_claims c;
-    assert_int_equal(cm_token_claims_init(&c, "ann@example.com", "Ann <b>", "lobby", NOW, 60), 0);
+    assert_int_equal(
+        cm_token_claims_init(&c, "ann@example.com", "u-1", "Ann <b>", "lobby", NOW, 60), 0);
     char *tok = NULL;
     assert_int_equal(cm_token_sign(&c, (const unsigned char *)KEY, KEYLEN, &tok), CM_TOKEN_OK);
     return tok;
@@ -94,6 +96,7 @@ static void roundtrip(void **state)
         cm_token_verify(tok, strlen(tok), (const unsigned char *)KEY, KEYLEN, NOW + 59, &c),
         CM_TOKEN_OK);
     assert_string_equal(c.sub, "ann@example.com");
+    assert_string_equal(c.uid, "u-1");
     assert_string_equal(c.name, "Ann <b>");
     assert_string_equal(c.room, "lobby");
     assert_int_equal(c.exp, NOW + 60);
@@ -238,21 +241,44 @@ static void missing_claims(void **state)
 {
     (void)state;
     assert_int_equal(
-        verify(forge(HDR, with_fields("\"sub\":\"a@b.c\",\"name\":\"A\",\"room\":\"lobby\""), KEY)),
+        verify(forge(
+            HDR, with_fields("\"uid\":\"u-1\",\"sub\":\"a@b.c\",\"name\":\"A\",\"room\":\"lobby\""),
+            KEY)),
         CM_TOKEN_OK);
-    assert_int_equal(verify(forge(HDR, with_fields("\"sub\":\"a@b.c\",\"name\":\"A\""), KEY)),
-                     CM_TOKEN_BAD_CLAIM);
-    assert_int_equal(verify(forge(HDR, with_fields("\"name\":\"A\",\"room\":\"lobby\""), KEY)),
-                     CM_TOKEN_BAD_CLAIM);
-    assert_int_equal(verify(forge(HDR, with_fields("\"sub\":\"a@b.c\",\"room\":\"lobby\""), KEY)),
-                     CM_TOKEN_BAD_CLAIM);
+    assert_int_equal(
+        verify(forge(HDR, with_fields("\"uid\":\"u-1\",\"sub\":\"a@b.c\",\"name\":\"A\""), KEY)),
+        CM_TOKEN_BAD_CLAIM);
+    assert_int_equal(
+        verify(forge(HDR, with_fields("\"uid\":\"u-1\",\"name\":\"A\",\"room\":\"lobby\""), KEY)),
+        CM_TOKEN_BAD_CLAIM);
     assert_int_equal(
         verify(
-            forge(HDR, with_fields("\"sub\":\"a@b.c\",\"name\":\"A\",\"room\":\"../etc\""), KEY)),
+            forge(HDR, with_fields("\"uid\":\"u-1\",\"sub\":\"a@b.c\",\"room\":\"lobby\""), KEY)),
         CM_TOKEN_BAD_CLAIM);
     assert_int_equal(
-        verify(forge(HDR, with_fields("\"sub\":42,\"name\":\"A\",\"room\":\"lobby\""), KEY)),
+        verify(forge(
+            HDR,
+            with_fields("\"uid\":\"u-1\",\"sub\":\"a@b.c\",\"name\":\"A\",\"room\":\"../etc\""),
+            KEY)),
         CM_TOKEN_BAD_CLAIM);
+    assert_int_equal(
+        verify(forge(
+            HDR, with_fields("\"uid\":\"u-1\",\"sub\":42,\"name\":\"A\",\"room\":\"lobby\""), KEY)),
+        CM_TOKEN_BAD_CLAIM);
+    /* uid: required, and only [A-Za-z0-9_-]{1,64} */
+    assert_int_equal(
+        verify(forge(HDR, with_fields("\"sub\":\"a@b.c\",\"name\":\"A\",\"room\":\"lobby\""), KEY)),
+        CM_TOKEN_BAD_CLAIM);
+    assert_int_equal(verify(forge(HDR,
+                                  with_fields("\"uid\":\"u\\\"x\",\"sub\":\"a@b.c\",\"name\":"
+                                              "\"A\",\"room\":\"lobby\""),
+                                  KEY)),
+                     CM_TOKEN_BAD_CLAIM);
+    assert_int_equal(verify(forge(HDR,
+                                  with_fields("\"uid\":7,\"sub\":\"a@b.c\",\"name\":\"A\","
+                                              "\"room\":\"lobby\""),
+                                  KEY)),
+                     CM_TOKEN_BAD_CLAIM);
 }
 
 static void garbage_and_truncated(void **state)
@@ -293,12 +319,22 @@ static void claims_bounds(void **state)
 {
     (void)state;
     struct cm_token_claims c;
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "A", "Lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "A", "ab", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "", "lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "\xc3\x28", "lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "A", "lobby", NOW, 0), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "Zoë", "lobby-2", NOW, 60), 0);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "Lobby", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "ab", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "", "lobby", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "\xc3\x28", "lobby", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "lobby", NOW, 0), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "Zoë", "lobby-2", NOW, 60), 0);
+    /* the public id goes into JSON, logs and Redis keys unescaped: only [A-Za-z0-9_-] */
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "", "A", "lobby", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u\"1", "A", "lobby", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u 1", "A", "lobby", NOW, 60), -1);
+    char longid[CM_UID_MAX + 2];
+    memset(longid, 'a', sizeof longid - 1);
+    longid[CM_UID_MAX + 1] = '\0';
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", longid, "A", "lobby", NOW, 60), -1);
+    longid[CM_UID_MAX] = '\0';
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", longid, "A", "lobby", NOW, 60), 0);
     assert_true(cm_room_name_valid("abc", 3));
     assert_true(cm_room_name_valid("a-b-c-9", 7));
     assert_false(cm_room_name_valid("-abc", 4));

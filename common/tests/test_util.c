@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cm_util.h"
+#include "cm_buf.h"
 
 static void base64url(void **state)
 {

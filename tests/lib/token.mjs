@@ -1,6 +1,6 @@
 // Mints chat tokens in tests exactly as the website does (HS256, claims of ARCHITECTURE.md),
 // and hostile variants of them. The unit tests prove common/ signs the same format.
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
@@ -11,9 +11,14 @@ export function signRaw(header, payload, secret, alg = 'sha256') {
   return `${h}.${p}.${b64url(sig)}`;
 }
 
+// The public user id (claim uid) defaults to one derived from sub, so one email is one user.
+export function uidOf(sub) {
+  return `u-${createHash('sha256').update(sub).digest('hex').slice(0, 16)}`;
+}
+
 export function claims({ sub = 'ann@example.com', name = 'Ann', room = 'lobby', ttl = 60,
-  now = Math.floor(Date.now() / 1000), ...extra } = {}) {
-  return { iss: 'website', aud: 'chat', sub, name, room, iat: now, exp: now + ttl,
+  now = Math.floor(Date.now() / 1000), uid = uidOf(sub), ...extra } = {}) {
+  return { iss: 'website', aud: 'chat', sub, uid, name, room, iat: now, exp: now + ttl,
     jti: randomBytes(16).toString('hex'), ...extra };
 }
 

@@ -32,7 +32,9 @@ test('a token for (user, room): HS256, signed with JWT_SECRET, claims as in the 
   assert.equal(b.expires_in, TTL);
   assert.equal(b.ws_url, '/ws');
   assert.equal(b.room, room);
-  assert.deepEqual(b.user, { email: u.email, name: u.name });
+  assert.match(b.user.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+    'the public id is a UUID');
+  assert.deepEqual(b.user, { id: b.user.id, email: u.email, name: u.name });
   const [h, p, sig] = b.token.split('.');
   assert.deepEqual(b64json(h).alg, 'HS256');
   const expect = createHmac('sha256', site.secret).update(`${h}.${p}`).digest('base64url');
@@ -43,6 +45,7 @@ test('a token for (user, room): HS256, signed with JWT_SECRET, claims as in the 
   assert.equal(c.iss, 'website');
   assert.equal(c.aud, 'chat');
   assert.equal(c.sub, u.email);
+  assert.equal(c.uid, b.user.id, 'uid: the public id, the same in every token of the user');
   assert.equal(c.name, u.name);
   assert.equal(c.room, room);
   assert.equal(c.exp - c.iat, TTL);
@@ -50,6 +53,10 @@ test('a token for (user, room): HS256, signed with JWT_SECRET, claims as in the 
   assert.match(c.jti, /^[0-9a-f]{32}$/);
   const second = await u.client.chatToken(room);
   assert.notEqual(b64json(second.body.token.split('.')[1]).jti, c.jti, 'a fresh jti each time');
+  assert.equal(b64json(second.body.token.split('.')[1]).uid, c.uid);
+  const other = await newUser(site, 'tok2');
+  const o = await other.client.chatToken(room);
+  assert.notEqual(o.body.user.id, b.user.id, 'each user has their own public id');
   assert.ok(!site.web.stderr.includes(b.token), 'the token is never logged');
   assert.ok(!site.web.stderr.includes(sig), 'not even its signature');
 });

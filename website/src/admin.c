@@ -1,5 +1,6 @@
 /* The admin page and its actions: ban, unban, make admin, delete room. */
 #include "cm_log.h"
+#include "cm_buf.h"
 #include "db.h"
 #include "page.h"
 #include "rooms.h"

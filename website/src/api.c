@@ -65,8 +65,8 @@ void web_h_api_token_post(struct web_req *r)
     }
     struct cm_token_claims c;
     char *jwt = NULL;
-    if (cm_token_claims_init(&c, r->sess.user.email, r->sess.user.name, room, (int64_t)time(NULL),
-                             web_cfg.token_ttl) < 0 ||
+    if (cm_token_claims_init(&c, r->sess.user.email, r->sess.user.public_id, r->sess.user.name,
+                             room, (int64_t)time(NULL), web_cfg.token_ttl) < 0 ||
         cm_token_sign(&c, (const unsigned char *)web_cfg.jwt_secret, strlen(web_cfg.jwt_secret),
                       &jwt) != CM_TOKEN_OK) {
         web_json_error(r, 500, "internal", "Could not issue a token.");
@@ -78,6 +78,7 @@ void web_h_api_token_post(struct web_req *r)
     cJSON_AddStringToObject(o, "ws_url", "/ws");
     cJSON_AddStringToObject(o, "room", room);
     cJSON *u = cJSON_AddObjectToObject(o, "user");
+    cJSON_AddStringToObject(u, "id", r->sess.user.public_id);
     cJSON_AddStringToObject(u, "email", r->sess.user.email);
     cJSON_AddStringToObject(u, "name", r->sess.user.name);
     free(jwt);

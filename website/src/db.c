@@ -1,6 +1,7 @@
 #include "db.h"
 
 #include "cm_log.h"
+#include "cm_alloc.h"
 #include "config.h"
 
 #include <pthread.h>

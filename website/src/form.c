@@ -2,6 +2,7 @@
 
 #include "cm_log.h"
 #include "cm_util.h"
+#include "cm_alloc.h"
 
 #include <stdbool.h>
 #include <stdlib.h>

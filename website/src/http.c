@@ -1,6 +1,8 @@
 #include "http.h"
 
 #include "cm_log.h"
+#include "cm_buf.h"
+#include "cm_alloc.h"
 #include "config.h"
 #include "db.h"
 #include "router.h"

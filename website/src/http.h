@@ -7,6 +7,7 @@
 
 #include "cm_token.h"
 #include "cm_util.h"
+#include "cm_buf.h"
 
 #include <cjson/cJSON.h>
 #include <microhttpd.h>
@@ -20,6 +21,7 @@
 
 struct web_user {
     long long id;
+    char public_id[CM_UID_MAX + 1]; /* users.public_id (a UUID): the id chat frames show */
     char email[CM_EMAIL_MAX + 1];
     char name[CM_NAME_MAX * 4 + 1];
     bool is_admin;

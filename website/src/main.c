@@ -1,4 +1,5 @@
 /* parley-website: configuration, start-up, signal handling, orderly shutdown. */
+#include "cm_alloc.h"
 #include "cm_log.h"
 #include "cm_util.h"
 #include "config.h"
@@ -23,6 +24,7 @@ int main(void)
 {
     char err[512];
     cm_log_init("website", CM_LOG_INFO);
+    cm_alloc_init_cjson();
     if (web_config_load(err, sizeof err) < 0) {
         cm_error("configuration: %s", err);
         web_config_free();

@@ -1,6 +1,7 @@
 #include "page.h"
 
 #include "cm_log.h"
+#include "cm_buf.h"
 #include "csrf.h"
 #include "db.h"
 #include "session.h"

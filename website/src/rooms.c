@@ -2,6 +2,8 @@
 #include "rooms.h"
 
 #include "cm_log.h"
+#include "cm_buf.h"
+#include "cm_alloc.h"
 #include "db.h"
 #include "page.h"
 #include "router.h"

@@ -43,7 +43,7 @@ enum web_db_rc web_session_load(struct web_req *r)
     enum web_db_rc rc = web_db_query(
         r, &res,
         "SELECT u.id, u.email, u.name, u.is_admin, u.banned_at IS NOT NULL, s.csrf_token, "
-        "s.revoked_at IS NOT NULL "
+        "s.revoked_at IS NOT NULL, u.public_id "
         "FROM sessions s JOIN users u ON u.id = s.user_id "
         "WHERE s.id = $1::bytea AND s.expires_at > now()",
         1, p);
@@ -63,6 +63,7 @@ enum web_db_rc web_session_load(struct web_req *r)
         u->is_admin = PQgetvalue(res, 0, 3)[0] == 't';
         u->banned = PQgetvalue(res, 0, 4)[0] == 't';
         snprintf(r->sess.csrf, sizeof r->sess.csrf, "%s", PQgetvalue(res, 0, 5));
+        snprintf(u->public_id, sizeof u->public_id, "%s", PQgetvalue(res, 0, 7));
         r->has_sess = true;
     }
     PQclear(res);

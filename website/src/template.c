@@ -1,6 +1,7 @@
 #include "template.h"
 
 #include "cm_log.h"
+#include "cm_buf.h"
 #include "embedded.h"
 
 #include <string.h>

@@ -7,6 +7,7 @@
 #define WEB_TEMPLATE_H
 
 #include "cm_util.h"
+#include "cm_buf.h"
 
 #include <stdbool.h>
 #include <stddef.h>

@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include "cm_log.h"
+#include "cm_buf.h"
 #include "template.h"
 
 #include <string.h>
