@@ -55,7 +55,9 @@ test('a token for (user, room): HS256, signed with JWT_SECRET, claims as in the 
   assert.notEqual(b64json(second.body.token.split('.')[1]).jti, c.jti, 'a fresh jti each time');
   assert.equal(b64json(second.body.token.split('.')[1]).uid, c.uid);
   const other = await newUser(site, 'tok2');
+  await other.client.get('/rooms'); // the session's CSRF token (register left the pre-session one)
   const o = await other.client.chatToken(room);
+  assert.equal(o.status, 200, o.text);
   assert.notEqual(o.body.user.id, b.user.id, 'each user has their own public id');
   assert.ok(!site.web.stderr.includes(b.token), 'the token is never logged');
   assert.ok(!site.web.stderr.includes(sig), 'not even its signature');

@@ -9,6 +9,7 @@ import { startPostgres } from '../lib/pg.mjs';
 import { BIN, ROOT, freePort, startDaemon, sleep } from '../lib/proc.mjs';
 import { newSecret } from '../lib/token.mjs';
 import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
 
 const FAST_HASH = { PWHASH_MEMLIMIT_KIB: '8192', PWHASH_OPSLIMIT: '1' };
 
@@ -87,7 +88,8 @@ test('site started before the database: serves 503, then works once the database
     // migrations ran and the first admin was created on the first contact
     const ok = await new WebClient(url).login(admin.email, admin.password);
     assert.equal(ok.status, 303);
-    assert.equal(pg.psql('SELECT count(*) FROM schema_migrations'), '1');
+    const files = readdirSync(join(ROOT, 'db', 'migrations')).filter((f) => /^\d+_.*\.sql$/.test(f));
+    assert.equal(pg.psql('SELECT count(*) FROM schema_migrations'), String(files.length));
     assert.match(web.stderr, /serving 503 until it answers/);
   } finally {
     const r = await web.stop();
@@ -108,17 +110,19 @@ test('migrations: applied once, recorded, idempotent across restarts; replicas d
     const both = await Promise.all(ports.slice(0, 2).map((p) => startDaemon(BIN.website, envFor(p), p, { timeoutMs: 60000 })));
     started.push(...both);
     for (const p of ports.slice(0, 2)) await until(`http://127.0.0.1:${p}/healthz`, 200);
-    assert.equal(pg.psql('SELECT string_agg(version::text || name, \',\') FROM schema_migrations'), '1001_init.sql');
+    const all = readdirSync(join(ROOT, 'db', 'migrations')).filter((f) => /^\d+_.*\.sql$/.test(f)).sort();
+    assert.equal(pg.psql('SELECT string_agg(version::text || name, \',\' ORDER BY version) FROM schema_migrations'),
+      all.map((f) => `${Number(f.split('_')[0])}${f}`).join(','));
     assert.equal(pg.psql("SELECT count(*) FROM users WHERE email = 'boss@example.com'"), '1');
     const applied = both.map((d) => (d.stderr.match(/migrate: applied/g) || []).length);
-    assert.deepEqual(applied.sort(), [0, 1], 'exactly one replica applied the migration');
+    assert.deepEqual(applied.sort(), [0, all.length], 'exactly one replica applied the migrations');
     for (const d of both) assert.doesNotMatch(d.stderr, /migrate: .*(failed|ERROR)/);
     // a restart finds everything applied and keeps the data
     const third = await startDaemon(BIN.website, envFor(ports[2]), ports[2], { timeoutMs: 60000 });
     started.push(third);
     await until(`http://127.0.0.1:${ports[2]}/healthz`, 200);
     assert.doesNotMatch(third.stderr, /migrate: applied/);
-    assert.equal(pg.psql('SELECT count(*) FROM schema_migrations'), '1');
+    assert.equal(pg.psql('SELECT count(*) FROM schema_migrations'), String(all.length));
     // the schema's own constraints back the application's checks
     assert.throws(() => pg.psql("INSERT INTO users (email, name, password_hash) VALUES ('UP@X.COM', 'n', '$argon2id$x')"), /users_email_lower/);
     assert.throws(() => pg.psql("INSERT INTO rooms (name, title, owner_id) VALUES ('Bad Name', 't', 1)"), /rooms_name_format/);
