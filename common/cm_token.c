@@ -76,9 +76,13 @@ bool cm_uid_valid(const char *s, size_t len)
 }
 
 int cm_token_claims_init(struct cm_token_claims *c, const char *sub, const char *uid,
-                         const char *name, const char *room, int64_t now_s, int64_t ttl_s)
+                         const char *name, const char *room, int64_t rid, int64_t now_s,
+                         int64_t ttl_s)
 {
     memset(c, 0, sizeof *c);
+    if (rid < 1 || rid > CM_TOKEN_RID_MAX)
+        return -1;
+    c->rid = rid;
     if (!cm_uid_valid(uid, strlen(uid)))
         return -1;
     memcpy(c->uid, uid, strlen(uid) + 1);
@@ -110,8 +114,9 @@ enum cm_token_err cm_token_sign(const struct cm_token_claims *c, const unsigned 
     if (jwt_add_grant(jwt, "iss", CM_TOKEN_ISSUER) ||
         jwt_add_grant(jwt, "aud", CM_TOKEN_AUDIENCE) || jwt_add_grant(jwt, "sub", c->sub) ||
         jwt_add_grant(jwt, "uid", c->uid) || jwt_add_grant(jwt, "name", c->name) ||
-        jwt_add_grant(jwt, "room", c->room) || jwt_add_grant(jwt, "jti", c->jti) ||
-        jwt_add_grant_int(jwt, "iat", (long)c->iat) || jwt_add_grant_int(jwt, "exp", (long)c->exp))
+        jwt_add_grant(jwt, "room", c->room) || jwt_add_grant_int(jwt, "rid", (long)c->rid) ||
+        jwt_add_grant(jwt, "jti", c->jti) || jwt_add_grant_int(jwt, "iat", (long)c->iat) ||
+        jwt_add_grant_int(jwt, "exp", (long)c->exp))
         goto out;
     *out = jwt_encode_str(jwt);
     if (*out)
@@ -236,6 +241,8 @@ static enum cm_token_err check_claims(const char *b64, size_t len, int64_t now,
         goto out;
     }
     if (!get_int(p, "exp", &c.exp) || !get_int(p, "iat", &c.iat))
+        goto out;
+    if (!get_int(p, "rid", &c.rid) || c.rid < 1 || c.rid > CM_TOKEN_RID_MAX)
         goto out;
     if (now >= c.exp) {
         rc = CM_TOKEN_EXPIRED;

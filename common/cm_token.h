@@ -1,6 +1,7 @@
 /* Chat tokens: HS256 JWTs signed by the website and verified by the chat daemon.
  * Claims (docs/protocol.md "Chat token"): iss="website", aud="chat", sub=email, uid=the user's
- * public id, name, room, iat, exp, jti (RFC 7519 §4.1 for the registered ones). */
+ * public id, name, room, rid=the room's id (rooms.id), iat, exp, jti (RFC 7519 §4.1 for the
+ * registered ones). */
 #ifndef CM_TOKEN_H
 #define CM_TOKEN_H
 
@@ -19,6 +20,7 @@
 #define CM_EMAIL_MAX 254
 #define CM_NAME_MAX 64 /* display name, in characters (code points) */
 #define CM_UID_MAX 64  /* public user id: 1..64 of [A-Za-z0-9_-] (the website uses a UUID) */
+#define CM_TOKEN_RID_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON parser */
 #define CM_ROOM_MIN 3
 #define CM_ROOM_MAX 32
 
@@ -27,6 +29,7 @@ struct cm_token_claims {
     char uid[CM_UID_MAX + 1];
     char name[CM_NAME_MAX * 4 + 1];
     char room[CM_ROOM_MAX + 1];
+    int64_t rid; /* rooms.id, 1..2^53-1: names are reused after a deletion, ids never are */
     char jti[33];
     int64_t iat;
     int64_t exp;
@@ -42,7 +45,7 @@ enum cm_token_err {
     CM_TOKEN_NOT_YET_VALID, /* iat or nbf in the future beyond the leeway */
     CM_TOKEN_BAD_ISSUER,
     CM_TOKEN_BAD_AUDIENCE,
-    CM_TOKEN_BAD_CLAIM, /* sub, uid, name, room, exp, iat missing or of the wrong shape */
+    CM_TOKEN_BAD_CLAIM, /* sub, uid, name, room, rid, exp, iat missing or of the wrong shape */
 };
 
 const char *cm_token_strerror(enum cm_token_err err);
@@ -54,10 +57,11 @@ bool cm_room_name_valid(const char *s, size_t len);
  * (so it can be put in JSON, logs and Redis keys without escaping). */
 bool cm_uid_valid(const char *s, size_t len);
 
-/* Fills claims for (sub, uid, name, room) valid from now_s for ttl_s seconds, with a random jti.
- * Returns -1 if a field does not fit the bounds above. */
+/* Fills claims for (sub, uid, name, room, rid) valid from now_s for ttl_s seconds, with a random
+ * jti. Returns -1 if a field does not fit the bounds above. */
 int cm_token_claims_init(struct cm_token_claims *c, const char *sub, const char *uid,
-                         const char *name, const char *room, int64_t now_s, int64_t ttl_s);
+                         const char *name, const char *room, int64_t rid, int64_t now_s,
+                         int64_t ttl_s);
 
 /* Signs claims with HS256. On success *out is a malloc'd NUL-terminated token the caller
  * frees with free(). Returns CM_TOKEN_OK, CM_TOKEN_BAD_KEY or CM_TOKEN_BAD_CLAIM. */

@@ -462,7 +462,8 @@ static int worker_main(const struct lg_opts *o, struct lg_shared *sh, int id, ui
             snprintf(name, sizeof name, "Bench %" PRIu32, c->gid);
             room_name(rn, sizeof rn, c->room);
             struct cm_token_claims cl;
-            if (cm_token_claims_init(&cl, sub, uid, name, rn, (int64_t)time(NULL), LG_TOKEN_TTL) ||
+            if (cm_token_claims_init(&cl, sub, uid, name, rn, (int64_t)c->room + 1,
+                                     (int64_t)time(NULL), LG_TOKEN_TTL) ||
                 cm_token_sign(&cl, (const unsigned char *)secret, strlen(secret), &c->token) !=
                     CM_TOKEN_OK) {
                 fprintf(stderr, "loadgen: cannot sign a token\n");

@@ -66,7 +66,7 @@ static char *payload(const char *iss, const char *aud, const char *extra)
     snprintf(p, sizeof p,
              "{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"ann@example.com\",\"uid\":\"u-1\",\"name\":"
              "\"Ann\","
-             "\"room\":\"lobby\",\"iat\":%lld,\"exp\":%lld,\"jti\":\"abc\"%s}",
+             "\"room\":\"lobby\",\"rid\":7,\"iat\":%lld,\"exp\":%lld,\"jti\":\"abc\"%s}",
              iss, aud, (long long)NOW, (long long)NOW + 60, extra);
     return p;
 }
@@ -81,7 +81,7 @@ static char *sign_valid(void)
 {
     struct cm_token_claims c;
     assert_int_equal(
-        cm_token_claims_init(&c, "ann@example.com", "u-1", "Ann <b>", "lobby", NOW, 60), 0);
+        cm_token_claims_init(&c, "ann@example.com", "u-1", "Ann <b>", "lobby", 7, NOW, 60), 0);
     char *tok = NULL;
     assert_int_equal(cm_token_sign(&c, (const unsigned char *)KEY, KEYLEN, &tok), CM_TOKEN_OK);
     return tok;
@@ -99,6 +99,7 @@ static void roundtrip(void **state)
     assert_string_equal(c.uid, "u-1");
     assert_string_equal(c.name, "Ann <b>");
     assert_string_equal(c.room, "lobby");
+    assert_int_equal(c.rid, 7);
     assert_int_equal(c.exp, NOW + 60);
     assert_int_equal(strlen(c.jti), 32);
     free(tok);
@@ -204,18 +205,18 @@ static void time_checks(void **state)
     /* a validly signed token claiming a day-long life is refused */
     snprintf(p, sizeof p,
              "{\"iss\":\"website\",\"aud\":\"chat\",\"sub\":\"a@b.c\",\"name\":\"A\","
-             "\"room\":\"lobby\",\"iat\":%lld,\"exp\":%lld}",
+             "\"room\":\"lobby\",\"rid\":7,\"iat\":%lld,\"exp\":%lld}",
              (long long)NOW, (long long)NOW + 86400);
     assert_int_equal(verify(forge(HDR, p, KEY)), CM_TOKEN_BAD_CLAIM);
     /* exp as a string, or missing */
     snprintf(p, sizeof p,
              "{\"iss\":\"website\",\"aud\":\"chat\",\"sub\":\"a@b.c\",\"name\":\"A\","
-             "\"room\":\"lobby\",\"iat\":%lld,\"exp\":\"%lld\"}",
+             "\"room\":\"lobby\",\"rid\":7,\"iat\":%lld,\"exp\":\"%lld\"}",
              (long long)NOW, (long long)NOW + 60);
     assert_int_equal(verify(forge(HDR, p, KEY)), CM_TOKEN_BAD_CLAIM);
     snprintf(p, sizeof p,
              "{\"iss\":\"website\",\"aud\":\"chat\",\"sub\":\"a@b.c\",\"name\":\"A\","
-             "\"room\":\"lobby\",\"iat\":%lld}",
+             "\"room\":\"lobby\",\"rid\":7,\"iat\":%lld}",
              (long long)NOW);
     assert_int_equal(verify(forge(HDR, p, KEY)), CM_TOKEN_BAD_CLAIM);
 }
@@ -232,7 +233,8 @@ static void issuer_audience(void **state)
 static const char *with_fields(const char *fields)
 {
     static char p[1024];
-    snprintf(p, sizeof p, "{\"iss\":\"website\",\"aud\":\"chat\",%s,\"iat\":%lld,\"exp\":%lld}",
+    snprintf(p, sizeof p,
+             "{\"iss\":\"website\",\"aud\":\"chat\",\"rid\":7,%s,\"iat\":%lld,\"exp\":%lld}",
              fields, (long long)NOW, (long long)NOW + 60);
     return p;
 }
@@ -319,22 +321,29 @@ static void claims_bounds(void **state)
 {
     (void)state;
     struct cm_token_claims c;
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "Lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "ab", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "", "lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "\xc3\x28", "lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "lobby", NOW, 0), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "Zoë", "lobby-2", NOW, 60), 0);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "Lobby", 7, NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "ab", 7, NOW, 60), -1);
+    /* rid: a positive integer that every JSON parser holds exactly */
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "lobby", 0, NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "lobby", -3, NOW, 60), -1);
+    assert_int_equal(
+        cm_token_claims_init(&c, "a@b.c", "u-1", "A", "lobby", CM_TOKEN_RID_MAX + 1, NOW, 60), -1);
+    assert_int_equal(
+        cm_token_claims_init(&c, "a@b.c", "u-1", "A", "lobby", CM_TOKEN_RID_MAX, NOW, 60), 0);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "", "lobby", 7, NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "\xc3\x28", "lobby", 7, NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "A", "lobby", 7, NOW, 0), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u-1", "Zoë", "lobby-2", 7, NOW, 60), 0);
     /* the public id goes into JSON, logs and Redis keys unescaped: only [A-Za-z0-9_-] */
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "", "A", "lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u\"1", "A", "lobby", NOW, 60), -1);
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u 1", "A", "lobby", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "", "A", "lobby", 7, NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u\"1", "A", "lobby", 7, NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", "u 1", "A", "lobby", 7, NOW, 60), -1);
     char longid[CM_UID_MAX + 2];
     memset(longid, 'a', sizeof longid - 1);
     longid[CM_UID_MAX + 1] = '\0';
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", longid, "A", "lobby", NOW, 60), -1);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", longid, "A", "lobby", 7, NOW, 60), -1);
     longid[CM_UID_MAX] = '\0';
-    assert_int_equal(cm_token_claims_init(&c, "a@b.c", longid, "A", "lobby", NOW, 60), 0);
+    assert_int_equal(cm_token_claims_init(&c, "a@b.c", longid, "A", "lobby", 7, NOW, 60), 0);
     assert_true(cm_room_name_valid("abc", 3));
     assert_true(cm_room_name_valid("a-b-c-9", 7));
     assert_false(cm_room_name_valid("-abc", 4));

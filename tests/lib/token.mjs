@@ -11,14 +11,19 @@ export function signRaw(header, payload, secret, alg = 'sha256') {
   return `${h}.${p}.${b64url(sig)}`;
 }
 
-// The public user id (claim uid) defaults to one derived from sub, so one email is one user.
+// The public user id (claim uid) defaults to one derived from sub, so one email is one user;
+// the room id (claim rid) to one derived from the room name, so one name is one room.
 export function uidOf(sub) {
   return `u-${createHash('sha256').update(sub).digest('hex').slice(0, 16)}`;
 }
 
+export function ridOf(room) {
+  return 1 + (createHash('sha256').update(String(room)).digest().readUInt32BE(0) % 1000000000);
+}
+
 export function claims({ sub = 'ann@example.com', name = 'Ann', room = 'lobby', ttl = 60,
-  now = Math.floor(Date.now() / 1000), uid = uidOf(sub), ...extra } = {}) {
-  return { iss: 'website', aud: 'chat', sub, uid, name, room, iat: now, exp: now + ttl,
+  now = Math.floor(Date.now() / 1000), uid = uidOf(sub), rid = ridOf(room), ...extra } = {}) {
+  return { iss: 'website', aud: 'chat', sub, uid, name, room, rid, iat: now, exp: now + ttl,
     jti: randomBytes(16).toString('hex'), ...extra };
 }
 

@@ -48,6 +48,7 @@ test('a token for (user, room): HS256, signed with JWT_SECRET, claims as in the 
   assert.equal(c.uid, b.user.id, 'uid: the public id, the same in every token of the user');
   assert.equal(c.name, u.name);
   assert.equal(c.room, room);
+  assert.ok(Number.isSafeInteger(c.rid) && c.rid > 0, 'rid: the room id');
   assert.equal(c.exp - c.iat, TTL);
   assert.ok(c.iat >= before - 1 && c.iat <= after + 1, 'iat is now');
   assert.match(c.jti, /^[0-9a-f]{32}$/);

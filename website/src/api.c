@@ -51,13 +51,14 @@ void web_h_api_token_post(struct web_req *r)
     room[r->param_len] = '\0';
     const char *p[1] = {room};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res, "SELECT 1 FROM rooms WHERE name = $1", 1, p);
+    enum web_db_rc rc = web_db_query(r, &res, "SELECT id FROM rooms WHERE name = $1", 1, p);
     if (rc != WEB_DB_OK) {
         web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
                        "The database is not reachable right now.");
         return;
     }
     bool exists = PQntuples(res) == 1;
+    int64_t rid = exists ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
     PQclear(res);
     if (!exists) {
         web_json_error(r, 404, "not_found", "No such room.");
@@ -66,7 +67,7 @@ void web_h_api_token_post(struct web_req *r)
     struct cm_token_claims c;
     char *jwt = NULL;
     if (cm_token_claims_init(&c, r->sess.user.email, r->sess.user.public_id, r->sess.user.name,
-                             room, (int64_t)time(NULL), web_cfg.token_ttl) < 0 ||
+                             room, rid, (int64_t)time(NULL), web_cfg.token_ttl) < 0 ||
         cm_token_sign(&c, (const unsigned char *)web_cfg.jwt_secret, strlen(web_cfg.jwt_secret),
                       &jwt) != CM_TOKEN_OK) {
         web_json_error(r, 500, "internal", "Could not issue a token.");
