@@ -51,6 +51,21 @@ static const struct cm_cfg_entry table[] = {
      "on SIGTERM, time for clients to get their 1001 close"},
     {"CHAT_REASSEMBLY_BUDGET", CM_CFG_INT, "33554432", 1024, 1073741824, &cfg.reassembly_budget,
      "bytes of partial messages held for all clients; beyond it close 1013"},
+    {"CHAT_REDIS_HOST", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.redis_host, "Redis host"},
+    {"CHAT_REDIS_PORT", CM_CFG_INT, "6379", 1, 65535, &cfg.redis_port, "Redis port"},
+    {"CHAT_REDIS_PASSWORD", CM_CFG_SECRET, "", 0, 1024, &cfg.redis_password,
+     "Redis AUTH password (empty: no AUTH)"},
+    {"CHAT_REDIS_TIMEOUT_MS", CM_CFG_INT, "2000", 100, 60000, &cfg.redis_timeout_ms,
+     "Redis connect and command timeout in ms"},
+    {"CHAT_MONGO_URI", CM_CFG_SECRET, "mongodb://127.0.0.1:27017/?appname=parley-chat", 10, 4096,
+     &cfg.mongo_uri, "MongoDB connection string (may hold credentials)"},
+    {"CHAT_MONGO_DB", CM_CFG_STR, "parley", 1, 63, &cfg.mongo_db, "MongoDB database"},
+    {"CHAT_ARCHIVE_BATCH", CM_CFG_INT, "500", 1, 10000, &cfg.archive_batch,
+     "outbox entries archived per MongoDB write"},
+    {"CHAT_ARCHIVE_CLAIM_MS", CM_CFG_INT, "30000", 1000, 3600000, &cfg.archive_claim_ms,
+     "ms an outbox entry stays unacked before another archiver takes it over"},
+    {"CHAT_HISTORY_QUEUE", CM_CFG_INT, "1024", 1, 1000000, &cfg.history_queue,
+     "archive (MongoDB) history queries waiting; beyond it `unavailable`"},
 };
 /* clang-format on */
 #define NTABLE (sizeof table / sizeof table[0])
