@@ -100,6 +100,13 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
                  cfg.reassembly_budget, cfg.max_message_bytes);
         return -1;
     }
+    /* a database name is a path component on the server: keep to plain characters */
+    for (const char *p = cfg.mongo_db; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-')) {
+            snprintf(err, errlen, "CHAT_MONGO_DB: only letters, digits, '_' and '-' are allowed");
+            return -1;
+        }
     *out = cfg;
     return 0;
 }
