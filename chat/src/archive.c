@@ -243,6 +243,8 @@ static bool ack_del(redisContext **c, const char *key, const char *group, char *
 {
     if (n == 0)
         return true;
+    if (!*c)
+        return false;
     const char **argv = cm_xcalloc(n + 3, sizeof *argv);
     size_t *lens = cm_xcalloc(n + 3, sizeof *lens);
     argv[0] = "XACK";
@@ -552,6 +554,56 @@ static redisReply *claim(struct chat_archive *a, redisContext **c, char *cursor,
     return r;
 }
 
+/* Forgets consumers of a group that hold nothing and have not read for 10 x
+ * CHAT_ARCHIVE_CLAIM_MS (a daemon that restarted under a new name): each would otherwise stay
+ * in the group forever. A live consumer reads every ARCHIVE_BLOCK_MS, which resets its idle
+ * time; one with pending entries is left until its entries were claimed. */
+static void reap_consumers(struct chat_archive *a, redisContext **c, const char *key,
+                           const char *group)
+{
+    const char *argv[4] = {"XINFO", "CONSUMERS", key, group};
+    size_t lens[4];
+    for (int i = 0; i < 4; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = rcmd(c, 4, argv, lens);
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        if (r)
+            freeReplyObject(r);
+        return;
+    }
+    long long dead_ms = a->cfg->archive_claim_ms * 10;
+    for (size_t i = 0; i < r->elements && *c; i++) {
+        const redisReply *cons = r->element[i];
+        const char *name = NULL;
+        size_t name_len = 0;
+        long long pending = -1, idle = -1;
+        for (size_t j = 0; cons->type == REDIS_REPLY_ARRAY && j + 1 < cons->elements; j += 2) {
+            const redisReply *k = cons->element[j], *v = cons->element[j + 1];
+            if (k->type != REDIS_REPLY_STRING)
+                continue;
+            if (strcmp(k->str, "name") == 0 && v->type == REDIS_REPLY_STRING) {
+                name = v->str;
+                name_len = v->len;
+            } else if (strcmp(k->str, "pending") == 0 && v->type == REDIS_REPLY_INTEGER)
+                pending = v->integer;
+            else if (strcmp(k->str, "idle") == 0 && v->type == REDIS_REPLY_INTEGER)
+                idle = v->integer;
+        }
+        if (!name || pending != 0 || idle < dead_ms ||
+            (name_len == strlen(a->consumer) && memcmp(name, a->consumer, name_len) == 0))
+            continue;
+        const char *dv[5] = {"XGROUP", "DELCONSUMER", key, group, name};
+        size_t dl[5] = {6, 11, strlen(key), strlen(group), name_len};
+        redisReply *d = rcmd(c, 5, dv, dl);
+        if (d && d->type != REDIS_REPLY_ERROR)
+            cm_info("archive: consumer %.*s of %s left group %s (idle %lld ms, nothing pending)",
+                    (int)name_len, name, key, group, idle);
+        if (d)
+            freeReplyObject(d);
+    }
+    freeReplyObject(r);
+}
+
 static redisReply *read_group(struct chat_archive *a, redisContext **c, const char *key,
                               const char *group, long long count, bool pending, bool block)
 {
@@ -621,8 +673,11 @@ static void *writer_main(void *arg)
         } else if (now_ms() >= claim_due) {
             claiming = true;
             r = claim(a, &rc, cursor, sizeof cursor, &b);
-            if (r && r->type != REDIS_REPLY_ERROR && strcmp(cursor, "0-0") == 0)
+            if (r && r->type != REDIS_REPLY_ERROR && strcmp(cursor, "0-0") == 0) {
                 claim_due = now_ms() + a->cfg->archive_claim_ms / 2;
+                reap_consumers(a, &rc, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP);
+                reap_consumers(a, &rc, CHAT_ARCHIVE_DELETIONS, CHAT_ARCHIVE_DELETERS);
+            }
         } else {
             r = read_group(a, &rc, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP, a->cfg->archive_batch,
                            false, true);
@@ -720,11 +775,14 @@ static int outbox_past(redisContext **c, uint64_t ms, uint64_t n)
 }
 
 /* Deletes every key of the room: SCAN MATCH "parley:{r<rid>}:*" (the room's hash tag; rid is
- * digits, so the pattern has no glob characters besides the final *), UNLINK each batch. */
+ * digits, so the pattern has no glob characters besides the final *), UNLINK each batch; then
+ * sets the tombstone parley:{r<rid>}:deleted (kept: a script that publishes to the room can
+ * refuse a deleted room's messages with one EXISTS under the same hash tag). */
 static bool delete_keys(redisContext **c, int64_t rid)
 {
-    char match[64], count[16], cursor[32] = "0";
+    char match[64], tomb[64], count[16], cursor[32] = "0";
     snprintf(match, sizeof match, "parley:{r%" PRId64 "}:*", rid);
+    snprintf(tomb, sizeof tomb, "parley:{r%" PRId64 "}:deleted", rid);
     snprintf(count, sizeof count, "%d", ARCHIVE_SCAN_COUNT);
     do {
         const char *argv[6] = {"SCAN", cursor, "MATCH", match, "COUNT", count};
@@ -741,29 +799,39 @@ static bool delete_keys(redisContext **c, int64_t rid)
         }
         snprintf(cursor, sizeof cursor, "%.*s", (int)r->element[0]->len, r->element[0]->str);
         const redisReply *keys = r->element[1];
-        if (keys->elements > 0) {
-            const char **kv = cm_xcalloc(keys->elements + 1, sizeof *kv);
-            size_t *kl = cm_xcalloc(keys->elements + 1, sizeof *kl);
-            kv[0] = "UNLINK";
-            kl[0] = 6;
-            for (size_t i = 0; i < keys->elements; i++) {
-                kv[i + 1] = keys->element[i]->str;
-                kl[i + 1] = keys->element[i]->len;
-            }
-            redisReply *u = rcmd(c, (int)(keys->elements + 1), kv, kl);
-            bool ok = u && u->type != REDIS_REPLY_ERROR;
+        const char **kv = cm_xcalloc(keys->elements + 1, sizeof *kv);
+        size_t *kl = cm_xcalloc(keys->elements + 1, sizeof *kl);
+        int nk = 0;
+        kv[nk] = "UNLINK";
+        kl[nk++] = 6;
+        for (size_t i = 0; i < keys->elements; i++) {
+            const redisReply *k = keys->element[i];
+            if (k->type != REDIS_REPLY_STRING ||
+                (k->len == strlen(tomb) && memcmp(k->str, tomb, k->len) == 0))
+                continue;
+            kv[nk] = k->str;
+            kl[nk++] = k->len;
+        }
+        bool ok = true;
+        if (nk > 1) {
+            redisReply *u = rcmd(c, nk, kv, kl);
+            ok = u && u->type != REDIS_REPLY_ERROR;
             if (u)
                 freeReplyObject(u);
-            free(kv);
-            free(kl);
-            if (!ok) {
-                freeReplyObject(r);
-                return false;
-            }
         }
+        free(kv);
+        free(kl);
         freeReplyObject(r);
+        if (!ok)
+            return false;
     } while (strcmp(cursor, "0") != 0);
-    return true;
+    const char *sv[3] = {"SET", tomb, "1"};
+    size_t sl[3] = {3, strlen(tomb), 1};
+    redisReply *r = rcmd(c, 3, sv, sl);
+    bool ok = r && r->type != REDIS_REPLY_ERROR;
+    if (r)
+        freeReplyObject(r);
+    return ok;
 }
 
 static bool delete_docs(struct chat_archive *a, int64_t rid, bool *was_down)
