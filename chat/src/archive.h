@@ -80,7 +80,10 @@ struct chat_archive_result {
 void chat_archive_drain(struct chat_archive *a, void (*cb)(void *ud, struct chat_archive_result *r),
                         void *ud);
 
-/* From now on each finished result calls lws_cancel_service(ctx) (NULL: no wake-up). */
+/* From now on each finished result calls lws_cancel_service(ctx) (NULL: no wake-up). Set it
+ * after lws_create_context; before lws_context_destroy, call chat_archive_free (or set NULL),
+ * so no thread wakes a destroyed context. Results that finish before the waker is set wait
+ * for the next chat_archive_drain. */
 void chat_archive_set_waker(struct chat_archive *a, struct lws_context *ctx);
 
 /* Frees a result and its frames. Accepts NULL. */
