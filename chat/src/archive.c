@@ -42,6 +42,9 @@
 #define ARCHIVE_MONGO_CONNECT_MS 2000
 #define ARCHIVE_MONGO_SOCKET_MS 10000
 #define ARCHIVE_COLLECTION "messages"
+/* Largest frame archived: its document holds it twice (frame and text), under BSON's 16 MiB;
+ * frames are bounded far below by CHAT_MAX_MESSAGE_BYTES anyway. */
+#define ARCHIVE_FRAME_MAX (4u << 20)
 
 struct archive_req {
     struct archive_req *next;
@@ -77,7 +80,7 @@ struct chat_archive {
     int nreaders;
 
     _Atomic uint64_t archived, write_errors, read_errors, queue_depth, lag_ms, rooms_deleted,
-        claimed;
+        claimed, dead;
 };
 
 /* ---- small helpers ---- */
@@ -298,6 +301,7 @@ struct entry {
     int64_t seq;
     const char *frame; /* borrowed from the reply */
     size_t frame_len;
+    char *dead; /* MongoDB refused this one document (why): it goes to the dead-letter stream */
 };
 
 struct batch {
@@ -308,8 +312,10 @@ struct batch {
 
 static void batch_reset(struct batch *b)
 {
-    for (size_t i = 0; i < b->n; i++)
+    for (size_t i = 0; i < b->n; i++) {
         free(b->e[i].id);
+        free(b->e[i].dead);
+    }
     b->n = 0;
     b->oldest_ms = UINT64_MAX;
 }
@@ -413,7 +419,8 @@ static bool indexes_ensure(struct chat_archive *a, bool *was_down)
 
 static void append_json_str(bson_t *d, const char *key, const cJSON *j)
 {
-    if (cJSON_IsString(j))
+    /* cJSON decodes \u escapes without judging them: a lone surrogate is not UTF-8 */
+    if (cJSON_IsString(j) && bson_utf8_validate(j->valuestring, strlen(j->valuestring), false))
         bson_append_utf8(d, key, -1, j->valuestring, -1);
 }
 
@@ -444,22 +451,15 @@ static void message_doc(bson_t *d, const struct entry *e)
     bson_append_utf8(d, "frame", -1, e->frame, (int)e->frame_len);
 }
 
-/* Is every write error of a failed bulk a duplicate key (11000)? Then the documents exist,
- * which is what an idempotent write wants (MongoDB can report it for concurrent upserts). */
-static bool only_duplicates(const bson_t *reply)
+/* After a failed bulk: did the server answer, refusing only single documents? Then each
+ * refused entry (map[k] = batch index of operation k) is marked dead, except duplicate keys
+ * (11000: the document exists, which is what an idempotent write wants; MongoDB can report
+ * it for concurrent upserts), and the batch counts as written. Anything else (no answer,
+ * a write concern error) means: retry the whole batch. */
+static bool refused_documents_only(const bson_t *reply, const size_t *map, size_t nmap,
+                                   struct batch *b)
 {
     bson_iter_t it, arr;
-    if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
-        !bson_iter_recurse(&it, &arr))
-        return false;
-    bool any = false;
-    while (bson_iter_next(&arr)) {
-        bson_iter_t doc;
-        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &doc) ||
-            !bson_iter_find(&doc, "code") || bson_iter_as_int64(&doc) != 11000)
-            return false;
-        any = true;
-    }
     if (bson_iter_init_find(&it, reply, "writeConcernErrors") && BSON_ITER_HOLDS_ARRAY(&it)) {
         uint32_t len;
         const uint8_t *data;
@@ -467,7 +467,49 @@ static bool only_duplicates(const bson_t *reply)
         if (len > 5) /* a non-empty array */
             return false;
     }
+    if (!bson_iter_init_find(&it, reply, "writeErrors") || !BSON_ITER_HOLDS_ARRAY(&it) ||
+        !bson_iter_recurse(&it, &arr))
+        return false;
+    bool any = false;
+    while (bson_iter_next(&arr)) {
+        bson_iter_t doc;
+        int64_t index = -1, code = 0;
+        const char *msg = "refused";
+        if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &doc))
+            return false;
+        while (bson_iter_next(&doc)) {
+            const char *k = bson_iter_key(&doc);
+            if (strcmp(k, "index") == 0)
+                index = bson_iter_as_int64(&doc);
+            else if (strcmp(k, "code") == 0)
+                code = bson_iter_as_int64(&doc);
+            else if (strcmp(k, "errmsg") == 0 && BSON_ITER_HOLDS_UTF8(&doc))
+                msg = bson_iter_utf8(&doc, NULL);
+        }
+        if (index < 0 || (uint64_t)index >= nmap)
+            return false;
+        any = true;
+        if (code != 11000) {
+            struct entry *e = &b->e[map[index]];
+            free(e->dead);
+            e->dead = cm_xstrndup(msg, 200);
+        }
+    }
     return any;
+}
+
+/* A server error worth retrying as it is (failover, shutdown, timeouts, write concern): the
+ * driver's RetryableWriteError label, or the codes of the MongoDB retryable-writes spec. */
+static bool transient(const bson_t *reply, const bson_error_t *err)
+{
+    static const uint32_t codes[] = {6,     7,     89,    91,    189,   262, 9001,
+                                     10107, 11600, 11602, 13435, 13436, 64,  50};
+    if (mongoc_error_has_label(reply, "RetryableWriteError"))
+        return true;
+    for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
+        if (err->code == codes[i])
+            return true;
+    return false;
 }
 
 /* One unordered bulk of upserts: update {rid, seq} {$setOnInsert: doc} upsert: a second
@@ -475,14 +517,12 @@ static bool only_duplicates(const bson_t *reply)
  * key with its unique index rather than a string _id "<rid>:<seq>": the stand-in only stores
  * ObjectId _ids, and MongoDB retries an upsert that races another on a unique index whose
  * fields the filter matches by equality (and a duplicate key error counts as done here).
- * Returns true when MongoDB acknowledged every entry (with the URI's write concern). */
-static bool archive_write(struct chat_archive *a, const struct batch *b, bool *was_down)
+ * Returns true when MongoDB acknowledged every entry (with the URI's write concern) or refused
+ * single ones for good (marked dead: too large, invalid UTF-8, a server-side validation).
+ * *refused: the server refused the command itself, not for a transient reason. */
+static bool archive_write(struct chat_archive *a, struct batch *b, bool *was_down, bool *refused)
 {
-    size_t nw = 0;
-    for (size_t i = 0; i < b->n; i++)
-        nw += b->e[i].frame != NULL;
-    if (nw == 0)
-        return true;
+    size_t *map = cm_xcalloc(b->n ? b->n : 1, sizeof *map), nmap = 0;
     mongoc_client_t *mc = mongoc_client_pool_pop(a->pool);
     mongoc_collection_t *coll =
         mongoc_client_get_collection(mc, a->cfg->mongo_db, ARCHIVE_COLLECTION);
@@ -490,31 +530,58 @@ static bool archive_write(struct chat_archive *a, const struct batch *b, bool *w
     mongoc_bulk_operation_t *bulk = mongoc_collection_create_bulk_operation_with_opts(coll, bopts);
     bson_t *uopts = BCON_NEW("upsert", BCON_BOOL(true));
     bson_error_t err;
-    bool ok = true;
-    for (size_t i = 0; i < b->n && ok; i++) {
-        const struct entry *e = &b->e[i];
+    for (size_t i = 0; i < b->n; i++) {
+        struct entry *e = &b->e[i];
         if (!e->frame)
             continue;
+        if (e->frame_len > ARCHIVE_FRAME_MAX) { /* its document could pass BSON's 16 MiB */
+            e->dead = cm_xstrdup("frame larger than ARCHIVE_FRAME_MAX");
+            continue;
+        }
+        if (!bson_utf8_validate(e->frame, e->frame_len, false)) { /* BSON strings are UTF-8 */
+            e->dead = cm_xstrdup("frame is not valid UTF-8");
+            continue;
+        }
         bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, doc;
         BSON_APPEND_INT64(&sel, "rid", e->rid);
         BSON_APPEND_INT64(&sel, "seq", e->seq);
         BSON_APPEND_DOCUMENT_BEGIN(&upd, "$setOnInsert", &doc);
         message_doc(&doc, e);
         bson_append_document_end(&upd, &doc);
-        ok = mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, uopts, &err);
+        bson_error_t derr;
+        /* refused before sending (libmongoc validates, e.g. UTF-8): this document only */
+        if (mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, uopts, &derr))
+            map[nmap++] = i;
+        else
+            e->dead = cm_xstrndup(derr.message, 200);
         bson_destroy(&sel);
         bson_destroy(&upd);
     }
-    bson_t reply;
-    if (ok) {
+    bool ok = true;
+    *refused = false;
+    if (nmap > 0) {
+        bson_t reply;
         ok = mongoc_bulk_operation_execute(bulk, &reply, &err) != 0;
-        if (!ok && only_duplicates(&reply))
+        if (!ok && refused_documents_only(&reply, map, nmap, b))
             ok = true;
+        else if (!ok && err.domain == MONGOC_ERROR_SERVER && !transient(&reply, &err)) {
+            /* the server refused the whole command: one of its documents, probably. Alone,
+             * the document is dead; in a batch, the writer retries one entry at a time */
+            *refused = true;
+            if (nmap == 1) {
+                b->e[map[0]].dead = cm_xstrndup(err.message, 200);
+                ok = true;
+            }
+        }
         bson_destroy(&reply);
     }
-    if (!ok)
+    if (!ok) {
         log_mongo("write", &err, was_down);
-    else if (*was_down) {
+        for (size_t i = 0; i < b->n; i++) { /* all again, the verdicts too */
+            free(b->e[i].dead);
+            b->e[i].dead = NULL;
+        }
+    } else if (*was_down) {
         cm_info("archive: mongodb writes succeed again");
         *was_down = false;
     }
@@ -523,7 +590,37 @@ static bool archive_write(struct chat_archive *a, const struct batch *b, bool *w
     mongoc_bulk_operation_destroy(bulk);
     mongoc_collection_destroy(coll);
     mongoc_client_pool_push(a->pool, mc);
+    free(map);
     return ok;
+}
+
+/* XADD parley:outbox:dead * rid seq m error for each entry MongoDB refused for good: kept
+ * for an operator (docs/database.md) instead of blocking the outbox forever or vanishing. */
+static bool dead_letter(struct chat_archive *a, redisContext **c, const struct batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const struct entry *e = &b->e[i];
+        if (!e->dead)
+            continue;
+        char rid[24], seq[24];
+        snprintf(rid, sizeof rid, "%" PRId64, e->rid);
+        snprintf(seq, sizeof seq, "%" PRId64, e->seq);
+        cm_error("archive: room %s seq %s cannot be archived (%s): moved to %s", rid, seq, e->dead,
+                 CHAT_ARCHIVE_DEAD);
+        const char *argv[11] = {"XADD", CHAT_ARCHIVE_DEAD, "*",     "rid",  rid, "seq", seq,
+                                "m",    e->frame,          "error", e->dead};
+        size_t lens[11];
+        for (int k = 0; k < 11; k++)
+            lens[k] = k == 8 ? e->frame_len : strlen(argv[k]);
+        redisReply *r = rcmd(c, 11, argv, lens);
+        bool ok = r && r->type == REDIS_REPLY_STRING;
+        if (r)
+            freeReplyObject(r);
+        if (!ok)
+            return false;
+        atomic_fetch_add(&a->dead, 1);
+    }
+    return true;
 }
 
 /* ---- the writer thread ---- */
@@ -635,7 +732,7 @@ static void *writer_main(void *arg)
 {
     struct chat_archive *a = arg;
     redisContext *rc = NULL;
-    bool redis_down = false, mongo_down = false, indexed = false, pending = true;
+    bool redis_down = false, mongo_down = false, indexed = false, pending = true, single = false;
     unsigned backoff = ARCHIVE_BACKOFF_MIN_MS;
     char cursor[64] = "0-0";
     int64_t claim_due = 0;
@@ -666,8 +763,8 @@ static void *writer_main(void *arg)
         redisReply *r;
         bool claiming = false;
         if (pending) {
-            r = read_group(a, &rc, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP, a->cfg->archive_batch,
-                           true, false);
+            r = read_group(a, &rc, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP,
+                           single ? 1 : a->cfg->archive_batch, true, false);
             if (r && r->type != REDIS_REPLY_ERROR)
                 batch_add_read(&b, r, "m");
         } else if (now_ms() >= claim_due) {
@@ -701,13 +798,18 @@ static void *writer_main(void *arg)
             freeReplyObject(r);
             if (!claiming)
                 atomic_store(&a->lag_ms, 0);
+            if (pending)
+                single = false; /* our pending list is drained: batches again */
             pending = false;
             continue;
         }
         for (size_t i = 0; i < b.n; i++)
             if (!b.e[i].frame)
                 cm_warn("archive: outbox entry %s has no valid rid/seq/m: dropped", b.e[i].id);
-        bool wrote = archive_write(a, &b, &mongo_down);
+        bool refused = false;
+        bool wrote = archive_write(a, &b, &mongo_down, &refused) && dead_letter(a, &rc, &b);
+        if (refused && !wrote)
+            single = true;  /* find the one document the server refuses */
         freeReplyObject(r); /* the frames borrowed from it are no longer needed */
         if (!wrote) {
             atomic_fetch_add(&a->write_errors, 1);
@@ -721,7 +823,7 @@ static void *writer_main(void *arg)
             ids[i] = b.e[i].id;
         size_t nw = 0;
         for (size_t i = 0; i < b.n; i++)
-            nw += b.e[i].frame != NULL;
+            nw += b.e[i].frame != NULL && !b.e[i].dead;
         if (ack_del(&rc, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP, ids, b.n)) {
             atomic_fetch_add(&a->archived, nw);
             if (claiming)
@@ -1152,6 +1254,7 @@ void chat_archive_stats(const struct chat_archive *a, struct chat_archive_stats 
     out->lag_ms = atomic_load(&m->lag_ms);
     out->rooms_deleted = atomic_load(&m->rooms_deleted);
     out->claimed = atomic_load(&m->claimed);
+    out->dead = atomic_load(&m->dead);
 }
 
 /* ---- life cycle ---- */

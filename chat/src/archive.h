@@ -31,6 +31,8 @@ struct lws_context;
 #define CHAT_ARCHIVE_GROUP "archivers"
 #define CHAT_ARCHIVE_DELETIONS "parley:room-deletions"
 #define CHAT_ARCHIVE_DELETERS "deleters"
+/* Entries MongoDB refused for good (one document, never the connection): kept for operators. */
+#define CHAT_ARCHIVE_DEAD "parley:outbox:dead"
 /* Largest `limit` of one query; larger asks are cut to it. */
 #define CHAT_ARCHIVE_QUERY_MAX 1000u
 /* Largest room id (rooms.id; tokens carry it as a JSON number, exact up to 2^53). */
@@ -94,10 +96,11 @@ void chat_archive_result_free(struct chat_archive_result *r);
  * Redis or MongoDB calls of the writer and deleter; read_errors: failed queries; queue_depth:
  * requests waiting for a reader; lag_ms: age of the oldest entry of the last batch when it was
  * written (0 when the outbox was empty); rooms_deleted: room deletions completed; claimed:
- * entries taken over from other consumers (XAUTOCLAIM). */
+ * entries taken over from other consumers (XAUTOCLAIM); dead: entries MongoDB refused for
+ * good, moved to CHAT_ARCHIVE_DEAD (alert on any). */
 struct chat_archive_stats {
     uint64_t archived, write_errors, read_errors, queue_depth, lag_ms;
-    uint64_t rooms_deleted, claimed;
+    uint64_t rooms_deleted, claimed, dead;
 };
 void chat_archive_stats(const struct chat_archive *a, struct chat_archive_stats *out);
 

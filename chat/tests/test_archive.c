@@ -438,6 +438,43 @@ static void test_drops_malformed_entries(void **state)
     assert_int_equal(doc_count(0), 0);
 }
 
+/* A document MongoDB refuses for good (here: a frame over the archive's size limit) must not
+ * block the outbox forever, nor vanish: it moves to parley:outbox:dead; its neighbours are
+ * archived. */
+static void test_refused_document_goes_to_dead_letter_stream(void **state)
+{
+    (void)state;
+    size_t big = (4u << 20) + 1;
+    char *m = malloc(big + 1);
+    memset(m, 'x', big);
+    m[big] = '\0';
+    outbox_add(19, 1, "before");
+    freeReplyObject(cmd("XADD %s * rid 19 seq 2 m %b", CHAT_ARCHIVE_OUTBOX, m, big));
+    outbox_add(19, 3, "before");
+    free(m);
+    /* not UTF-8 (BSON strings must be): refused before it is sent */
+    freeReplyObject(
+        cmd("XADD %s * rid 19 seq 4 m %b", CHAT_ARCHIVE_OUTBOX, "{\"text\":\"\xff\"}", (size_t)12));
+    outbox_add(19, 5, "before");
+    wait_outbox_empty();
+    assert_int_equal(doc_count(19), 3);
+    assert_int_equal(cmd_int("XLEN %s", CHAT_ARCHIVE_DEAD), 2);
+    redisReply *r = cmd("XRANGE %s - +", CHAT_ARCHIVE_DEAD);
+    assert_int_equal(r->elements, 2);
+    const redisReply *kv = r->element[0]->element[1];
+    assert_int_equal(kv->elements, 8);
+    assert_string_equal(kv->element[1]->str, "19");
+    assert_string_equal(kv->element[3]->str, "2");
+    assert_int_equal(kv->element[5]->len, big);
+    kv = r->element[1]->element[1];
+    assert_string_equal(kv->element[3]->str, "4");
+    assert_string_equal(kv->element[7]->str, "frame is not valid UTF-8");
+    freeReplyObject(r);
+    struct chat_archive_stats st;
+    chat_archive_stats(arch, &st);
+    assert_int_equal(st.dead, 2);
+}
+
 static void test_query_300_messages(void **state)
 {
     (void)state;
@@ -684,6 +721,7 @@ int main(void)
         cmocka_unit_test(test_archives_each_entry_once),
         cmocka_unit_test(test_second_delivery_changes_nothing),
         cmocka_unit_test(test_drops_malformed_entries),
+        cmocka_unit_test(test_refused_document_goes_to_dead_letter_stream),
         cmocka_unit_test(test_query_300_messages),
         cmocka_unit_test(test_mongo_down_outbox_grows_then_drains),
         cmocka_unit_test(test_redis_restarted),
