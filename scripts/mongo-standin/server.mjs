@@ -25,6 +25,22 @@ congodb.CommandRouter.prototype.route = function (command) {
   queue = run.catch(() => {});
   return run;
 };
+// And one speed-up: every update and delete first filters the whole collection through mingo
+// (about 5 ms per operation at 7000 documents, so ~200 upserts/s). A filter of plain
+// equalities on top-level fields ({rid: 17, seq: 5}, the archive's upsert key) is decided by
+// direct comparison, with MongoDB's meaning: equal scalars, or an array field containing the
+// value (left to mingo). Anything else (operators, dotted paths, null, objects) goes to mingo.
+const slowFilter = congodb.QueryEngine.filter;
+const scalar = (v) => typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean';
+congodb.QueryEngine.filter = function (documents, filter) {
+  const keys = filter ? Object.keys(filter) : [];
+  if (keys.length === 0 || keys.some((k) => k.startsWith('$') || k.includes('.') || !scalar(filter[k])))
+    return slowFilter.call(this, documents, filter);
+  return documents.filter((doc) => keys.every((k) => {
+    const d = doc[k];
+    return Array.isArray(d) ? congodb.QueryEngine.matches(doc, { [k]: filter[k] }) : d === filter[k];
+  }));
+};
 congodb.FileStorageAdapter.prototype.writeJsonFile = async function (filePath, data) {
   await mkdir(dirname(filePath), { recursive: true });
   const tmp = `${filePath}.tmp`;
