@@ -80,7 +80,7 @@ struct chat_archive {
     int nreaders;
 
     _Atomic uint64_t archived, write_errors, read_errors, queue_depth, lag_ms, rooms_deleted,
-        claimed, dead;
+        claimed, dead, writes, write_ms_total, reads, read_ms_total;
 };
 
 /* ---- small helpers ---- */
@@ -89,6 +89,13 @@ static int64_t now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
@@ -561,7 +568,10 @@ static bool archive_write(struct chat_archive *a, struct batch *b, bool *was_dow
     *refused = false;
     if (nmap > 0) {
         bson_t reply;
+        int64_t t0 = mono_ms();
         ok = mongoc_bulk_operation_execute(bulk, &reply, &err) != 0;
+        atomic_fetch_add(&a->writes, 1);
+        atomic_fetch_add(&a->write_ms_total, (uint64_t)(mono_ms() - t0));
         if (!ok && refused_documents_only(&reply, map, nmap, b))
             ok = true;
         else if (!ok && err.domain == MONGOC_ERROR_SERVER && !transient(&reply, &err)) {
@@ -1095,6 +1105,7 @@ static void run_query(struct chat_archive *a, const struct archive_req *q,
                         BCON_INT64((int64_t)q->limit), "projection", "{", "_id", BCON_INT32(0),
                         "seq", BCON_INT32(1), "frame", BCON_INT32(1), "}");
     }
+    int64_t t0 = mono_ms();
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, filter, opts, NULL);
     const bson_t *doc;
     size_t cap = 0;
@@ -1136,6 +1147,8 @@ static void run_query(struct chat_archive *a, const struct archive_req *q,
         res->max_seq = (uint64_t)last;
     }
     mongoc_cursor_destroy(cur);
+    atomic_fetch_add(&a->reads, 1);
+    atomic_fetch_add(&a->read_ms_total, (uint64_t)(mono_ms() - t0));
     bson_destroy(opts);
     bson_destroy(filter);
     mongoc_collection_destroy(coll);
@@ -1255,6 +1268,10 @@ void chat_archive_stats(const struct chat_archive *a, struct chat_archive_stats 
     out->rooms_deleted = atomic_load(&m->rooms_deleted);
     out->claimed = atomic_load(&m->claimed);
     out->dead = atomic_load(&m->dead);
+    out->writes = atomic_load(&m->writes);
+    out->write_ms_total = atomic_load(&m->write_ms_total);
+    out->reads = atomic_load(&m->reads);
+    out->read_ms_total = atomic_load(&m->read_ms_total);
 }
 
 /* ---- life cycle ---- */

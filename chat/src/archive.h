@@ -97,10 +97,13 @@ void chat_archive_result_free(struct chat_archive_result *r);
  * requests waiting for a reader; lag_ms: age of the oldest entry of the last batch when it was
  * written (0 when the outbox was empty); rooms_deleted: room deletions completed; claimed:
  * entries taken over from other consumers (XAUTOCLAIM); dead: entries MongoDB refused for
- * good, moved to CHAT_ARCHIVE_DEAD (alert on any). */
+ * good, moved to CHAT_ARCHIVE_DEAD (alert on any); writes / write_ms_total: MongoDB bulk writes
+ * and the milliseconds they took in all (their ratio is the mean latency; Prometheus: rate of
+ * each); reads / read_ms_total: the same for history queries. */
 struct chat_archive_stats {
     uint64_t archived, write_errors, read_errors, queue_depth, lag_ms;
     uint64_t rooms_deleted, claimed, dead;
+    uint64_t writes, write_ms_total, reads, read_ms_total;
 };
 void chat_archive_stats(const struct chat_archive *a, struct chat_archive_stats *out);
 

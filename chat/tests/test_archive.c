@@ -517,6 +517,12 @@ static void test_query_300_messages(void **state)
     assert_int_equal(r->n, 0);
     chat_archive_result_free(r);
 
+    struct chat_archive_stats st;
+    chat_archive_stats(arch, &st);
+    assert_true(st.reads >= 4);
+    assert_true(st.writes >= 1);
+    assert_int_equal(st.read_errors, 0);
+    assert_int_equal(st.queue_depth, 0);
     assert_int_equal(chat_archive_max_seq(arch, 11, 16), 0);
     r = wait_result(11);
     assert_int_equal(r->status, 0);
