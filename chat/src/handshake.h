@@ -29,8 +29,8 @@ enum chat_cookie_rc {
 /* Finds cookie `name` (exact, case-sensitive) in a Cookie header value [h, h+len): pairs
  * "name=value" separated by ';' with optional spaces/tabs around them (RFC 6265 §4.2.1 is
  * "; "; §5.4 servers should be lenient). A value in double quotes is unquoted; a pair
- * without '=' is skipped. On FOUND, *val and *vlen give the value (inside h). The same name twice with the
- * same value is FOUND (harmless); with different values AMBIGUOUS: a cookie set for a
+ * without '=' is skipped. On FOUND, *val and *vlen give the value (inside h). The same name twice
+ * with the same value is FOUND (harmless); with different values AMBIGUOUS: a cookie set for a
  * parent domain or another path (cookie tossing) must not be able to pick the token.
  * Reads nothing outside [h, h+len); h need not be NUL-terminated. */
 enum chat_cookie_rc chat_cookie_find(const char *h, size_t len, const char *name, size_t nlen,
@@ -61,8 +61,8 @@ bool chat_origin_allowed(const char *origin, size_t olen, const char *host, size
 
 enum chat_query_rc {
     CHAT_QUERY_OK = 0,
-    CHAT_QUERY_TOKEN,   /* an access_token argument: tokens in URLs are refused */
-    CHAT_QUERY_BAD,     /* an argument other than room, room twice, or an invalid room name */
+    CHAT_QUERY_TOKEN, /* an access_token argument: tokens in URLs are refused */
+    CHAT_QUERY_BAD,   /* an argument other than room, room twice, or an invalid room name */
 };
 
 /* One argument of the query of GET /ws, as lws splits and URL-decodes them (one fragment

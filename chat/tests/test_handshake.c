@@ -40,13 +40,13 @@ static void test_cookie_pairs(void **state)
                      CHAT_COOKIE_FOUND);
     assert_string_equal(v, "abc.def.ghi");
     /* several cookies, RFC 6265 "; " and sloppier separators */
-    assert_int_equal(find("sid=1; parley_ws_a-b=T1; parley_ws_other=T2", "parley_ws_a-b", v,
-                          sizeof v),
-                     CHAT_COOKIE_FOUND);
+    assert_int_equal(
+        find("sid=1; parley_ws_a-b=T1; parley_ws_other=T2", "parley_ws_a-b", v, sizeof v),
+        CHAT_COOKIE_FOUND);
     assert_string_equal(v, "T1");
-    assert_int_equal(find("sid=1;parley_ws_other=T2 ;\tparley_ws_abc = T3 ", "parley_ws_abc", v,
-                          sizeof v),
-                     CHAT_COOKIE_FOUND);
+    assert_int_equal(
+        find("sid=1;parley_ws_other=T2 ;\tparley_ws_abc = T3 ", "parley_ws_abc", v, sizeof v),
+        CHAT_COOKIE_FOUND);
     assert_string_equal(v, "T3");
     assert_int_equal(find("sid=1; parley_ws_other=T2", "parley_ws_abc", v, sizeof v),
                      CHAT_COOKIE_ABSENT);
@@ -70,8 +70,7 @@ static void test_cookie_names_are_exact(void **state)
     assert_int_equal(find("parley_ws_abcd=X", "parley_ws_abc", v, sizeof v), CHAT_COOKIE_ABSENT);
     assert_int_equal(find("xparley_ws_abc=X", "parley_ws_abc", v, sizeof v), CHAT_COOKIE_ABSENT);
     assert_int_equal(find("PARLEY_WS_ABC=X", "parley_ws_abc", v, sizeof v), CHAT_COOKIE_ABSENT);
-    assert_int_equal(find("a=parley_ws_abc=X", "parley_ws_abc", v, sizeof v),
-                     CHAT_COOKIE_ABSENT);
+    assert_int_equal(find("a=parley_ws_abc=X", "parley_ws_abc", v, sizeof v), CHAT_COOKIE_ABSENT);
     /* a pair without '=' is skipped, the next one still counts */
     assert_int_equal(find("parley_ws_abc; parley_ws_abc=Y", "parley_ws_abc", v, sizeof v),
                      CHAT_COOKIE_FOUND);
@@ -104,8 +103,18 @@ static void test_cookie_hostile(void **state)
     (void)state;
     char v[64];
     static const char *const junk[] = {
-        "", ";", ";;;;", "=", "==", " = ; = ", "\"", "parley_ws_abc", "parley_ws_abc\"=\"",
-        "\t;\t", "a=\"", "a=\"\"",
+        "",
+        ";",
+        ";;;;",
+        "=",
+        "==",
+        " = ; = ",
+        "\"",
+        "parley_ws_abc",
+        "parley_ws_abc\"=\"",
+        "\t;\t",
+        "a=\"",
+        "a=\"\"",
     };
     for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
         enum chat_cookie_rc rc = find(junk[i], "parley_ws_abc", v, sizeof v);
@@ -267,15 +276,23 @@ static void test_query(void **state)
     /* a second room argument, even the same one, is refused */
     assert_int_equal(q("room=lobby", room, &seen), CHAT_QUERY_BAD);
 
-    static const char *const tokens[] = {"access_token=eyJ.x.y", "access_token=",
-                                         "access_token", "ACCESS_TOKEN=x", "Access_Token=x"};
+    static const char *const tokens[] = {"access_token=eyJ.x.y", "access_token=", "access_token",
+                                         "ACCESS_TOKEN=x", "Access_Token=x"};
     for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
         seen = false;
         assert_int_equal(q(tokens[i], room, &seen), CHAT_QUERY_TOKEN);
     }
-    static const char *const bad[] = {"room=", "room=ab", "room=Lobby", "room=../x", "room",
-                                      "ROOM=lobby", "rooms=lobby", "token=x", "x=1",
-                                      "room=abcdefghijabcdefghijabcdefghijabc", "access_tokens=x",
+    static const char *const bad[] = {"room=",
+                                      "room=ab",
+                                      "room=Lobby",
+                                      "room=../x",
+                                      "room",
+                                      "ROOM=lobby",
+                                      "rooms=lobby",
+                                      "token=x",
+                                      "x=1",
+                                      "room=abcdefghijabcdefghijabcdefghijabc",
+                                      "access_tokens=x",
                                       "room=lobby x"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         seen = false;
