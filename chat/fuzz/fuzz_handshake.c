@@ -41,10 +41,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (chat_origin_list_valid(allow, al) && chat_origin_allowed(origin, ol, host, hl, allow, al) &&
         !valid)
         abort();
-    char room[CM_ROOM_MAX + 1];
-    bool seen = false;
-    if (chat_query_arg(arg, ql, room, &seen) == CHAT_QUERY_OK &&
-        (!seen || !cm_room_name_valid(room, strlen(room))))
+    struct chat_query q;
+    memset(&q, 0, sizeof q);
+    if (chat_query_arg(arg, ql, &q) == CHAT_QUERY_OK && !q.has_since &&
+        (!q.has_room || !cm_room_name_valid(q.room, strlen(q.room))))
         abort();
     free(cookie);
     free(origin);

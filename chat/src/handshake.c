@@ -212,22 +212,29 @@ bool chat_origin_allowed(const char *origin, size_t olen, const char *host, size
     return ohl == hhl && memcmp(oh, hh, ohl) == 0 && oport == hport;
 }
 
-enum chat_query_rc chat_query_arg(const char *a, size_t len, char *room, bool *seen)
+enum chat_query_rc chat_query_arg(const char *a, size_t len, struct chat_query *q)
 {
     static const char tok[] = "access_token";
     static const char rn[] = "room=";
+    static const char since[] = "since=";
     const char *eq = memchr(a, '=', len);
     size_t nl = eq ? (size_t)(eq - a) : len;
     if (nl == sizeof tok - 1 && !strncasecmp(a, tok, nl))
         return CHAT_QUERY_TOKEN;
-    if (len < sizeof rn - 1 || memcmp(a, rn, sizeof rn - 1) != 0 || *seen)
+    if (len >= sizeof since - 1 && !memcmp(a, since, sizeof since - 1)) {
+        if (q->has_since)
+            return CHAT_QUERY_BAD;
+        q->has_since = true;
+        return CHAT_QUERY_OK;
+    }
+    if (len < sizeof rn - 1 || memcmp(a, rn, sizeof rn - 1) != 0 || q->has_room)
         return CHAT_QUERY_BAD;
     const char *v = a + sizeof rn - 1;
     size_t vl = len - (sizeof rn - 1);
     if (!cm_room_name_valid(v, vl))
         return CHAT_QUERY_BAD;
-    memcpy(room, v, vl);
-    room[vl] = '\0';
-    *seen = true;
+    memcpy(q->room, v, vl);
+    q->room[vl] = '\0';
+    q->has_room = true;
     return CHAT_QUERY_OK;
 }

@@ -62,14 +62,20 @@ bool chat_origin_allowed(const char *origin, size_t olen, const char *host, size
 enum chat_query_rc {
     CHAT_QUERY_OK = 0,
     CHAT_QUERY_TOKEN, /* an access_token argument: tokens in URLs are refused */
-    CHAT_QUERY_BAD,   /* an argument other than room, room twice, or an invalid room name */
+    CHAT_QUERY_BAD,   /* an unknown argument, one given twice, or an invalid room name */
+};
+
+/* What the query of GET /ws may hold (zero it before the first argument). */
+struct chat_query {
+    char room[CM_ROOM_MAX + 1]; /* room=NAME (cm_room_name_valid), NUL-terminated */
+    bool has_room;
+    bool has_since; /* since=S: resume point of history (its value is checked there) */
 };
 
 /* One argument of the query of GET /ws, as lws splits and URL-decodes them (one fragment
- * per '&' or ';', "+" already a space). Accepts "room=NAME" once (cm_room_name_valid: it
- * is then copied to room, CM_ROOM_MAX + 1 bytes, NUL-terminated) and nothing else. *seen
- * tells whether a room argument came earlier (the caller starts with false). The name of
- * an argument is compared case-insensitively, so "Access_Token=" is a token too. */
-enum chat_query_rc chat_query_arg(const char *a, size_t len, char *room, bool *seen);
+ * per '&' or ';', "+" already a space), [a, a+len). Accepts "room=NAME" and "since=..." once
+ * each and nothing else, so nothing but a room name and a number can ride in the URL. The
+ * name "access_token" is compared case-insensitively ("Access_Token=" is a token too). */
+enum chat_query_rc chat_query_arg(const char *a, size_t len, struct chat_query *q);
 
 #endif

@@ -78,8 +78,8 @@ static const struct refusal refusal_url = {
     "Authorization: Bearer <token>, or the parley_ws_<room> cookie with /ws?room=<room>\"}\n"};
 static const struct refusal refusal_query = {
     400, "Bad Request", NULL,
-    "{\"error\":\"bad_request\",\"message\":\"the only query argument of /ws is "
-    "room=<room name>, at most once\"}\n"};
+    "{\"error\":\"bad_request\",\"message\":\"the query of /ws may hold room=<room name> "
+    "and since=<seq>, each at most once, and nothing else\"}\n"};
 static const struct refusal refusal_cookie = {
     400, "Bad Request", NULL,
     "{\"error\":\"bad_request\",\"message\":\"the room's cookie is sent twice with "
@@ -224,10 +224,10 @@ static int token_from_request(struct lws *wsi, const char *room, char *tok, size
     return (int)vl;
 }
 
-/* The query of GET /ws: only room=NAME (handshake.h). *room is set if one was given. */
-static enum chat_reject check_query(struct lws *wsi, char *room, bool *has_room)
+/* The query of GET /ws: room=NAME and since=S at most (handshake.h). */
+static enum chat_reject check_query(struct lws *wsi, struct chat_query *q)
 {
-    *has_room = false;
+    memset(q, 0, sizeof *q);
     for (int i = 0;; i++) {
         /* each URL argument is one fragment, URL-decoded by lws; copying fails (-1) rather
          * than truncating when a fragment does not fit (it always fits hs_buf) */
@@ -239,7 +239,7 @@ static enum chat_reject check_query(struct lws *wsi, char *room, bool *has_room)
          * with /") */
         if (n == 0 || (n == 1 && hs_buf[0] == '/'))
             continue;
-        switch (chat_query_arg(hs_buf, (size_t)n, room, has_room)) {
+        switch (chat_query_arg(hs_buf, (size_t)n, q)) {
         case CHAT_QUERY_OK:
             break;
         case CHAT_QUERY_TOKEN:
@@ -269,8 +269,8 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
 {
     char uri[CHAT_URI_MAX];
     char tok[CM_TOKEN_MAX_LEN + 1];
-    char room[CM_ROOM_MAX + 1];
-    bool has_room, cookie;
+    struct chat_query q;
+    bool cookie;
     struct cm_token_claims cl;
 
     int ul = lws_hdr_copy(wsi, uri, (int)sizeof uri, WSI_TOKEN_GET_URI);
@@ -281,15 +281,15 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
     }
     /* before anything else: a token in the URL is refused even when the daemon is full,
      * so a client that sends one learns it at once (and never in the logs) */
-    enum chat_reject q = check_query(wsi, room, &has_room);
-    if (q != CHAT_REJ_COUNT)
-        return reject(srv, wsi, q);
+    enum chat_reject qr = check_query(wsi, &q);
+    if (qr != CHAT_REJ_COUNT)
+        return reject(srv, wsi, qr);
     if (srv->stopping)
         return reject(srv, wsi, CHAT_REJ_SHUTTING_DOWN);
     if (srv->nconns >= (size_t)srv->cfg->max_connections)
         return reject(srv, wsi, CHAT_REJ_OVER_CAPACITY);
 
-    int tl = token_from_request(wsi, has_room ? room : NULL, tok, sizeof tok, &cookie);
+    int tl = token_from_request(wsi, q.has_room ? q.room : NULL, tok, sizeof tok, &cookie);
     if (tl < 0)
         return reject(srv, wsi, (enum chat_reject) - tl);
     if (tl == 0)
@@ -306,7 +306,7 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
     memset(tok, 0, sizeof tok);
     if (e != CM_TOKEN_OK)
         return reject(srv, wsi, reject_of(e));
-    if (has_room && strcmp(cl.room, room) != 0)
+    if (q.has_room && strcmp(cl.room, q.room) != 0)
         return reject(srv, wsi, CHAT_REJ_WRONG_ROOM);
     /* TODO(chat-core): per-user caps: if (chat_user_admit(srv, cl.uid, cl.room) != 0) refuse */
 

@@ -260,27 +260,34 @@ static void test_origin_allow_list(void **state)
     assert_false(chat_origin_list_valid(NULL, 0));
 }
 
-static enum chat_query_rc q(const char *a, char *room, bool *seen)
+static enum chat_query_rc q(const char *a, struct chat_query *cq)
 {
-    return chat_query_arg(a, strlen(a), room, seen);
+    return chat_query_arg(a, strlen(a), cq);
 }
 
 static void test_query(void **state)
 {
     (void)state;
-    char room[CM_ROOM_MAX + 1];
-    bool seen = false;
-    assert_int_equal(q("room=lobby", room, &seen), CHAT_QUERY_OK);
-    assert_true(seen);
-    assert_string_equal(room, "lobby");
+    struct chat_query cq;
+    memset(&cq, 0, sizeof cq);
+    assert_int_equal(q("room=lobby", &cq), CHAT_QUERY_OK);
+    assert_true(cq.has_room);
+    assert_string_equal(cq.room, "lobby");
     /* a second room argument, even the same one, is refused */
-    assert_int_equal(q("room=lobby", room, &seen), CHAT_QUERY_BAD);
+    assert_int_equal(q("room=lobby", &cq), CHAT_QUERY_BAD);
+    /* since= once (its value is history's to check) */
+    assert_int_equal(q("since=42", &cq), CHAT_QUERY_OK);
+    assert_true(cq.has_since);
+    assert_int_equal(q("since=42", &cq), CHAT_QUERY_BAD);
 
     static const char *const tokens[] = {"access_token=eyJ.x.y", "access_token=", "access_token",
                                          "ACCESS_TOKEN=x", "Access_Token=x"};
     for (size_t i = 0; i < sizeof tokens / sizeof tokens[0]; i++) {
-        seen = false;
-        assert_int_equal(q(tokens[i], room, &seen), CHAT_QUERY_TOKEN);
+        memset(&cq, 0, sizeof cq);
+        assert_int_equal(q(tokens[i], &cq), CHAT_QUERY_TOKEN);
+        /* whatever came before */
+        cq.has_room = cq.has_since = true;
+        assert_int_equal(q(tokens[i], &cq), CHAT_QUERY_TOKEN);
     }
     static const char *const bad[] = {"room=",
                                       "room=ab",
@@ -293,15 +300,18 @@ static void test_query(void **state)
                                       "x=1",
                                       "room=abcdefghijabcdefghijabcdefghijabc",
                                       "access_tokens=x",
-                                      "room=lobby x"};
+                                      "room=lobby x",
+                                      "since",
+                                      "SINCE=1",
+                                      "jwt=eyJ.x.y"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        seen = false;
-        assert_int_equal(q(bad[i], room, &seen), CHAT_QUERY_BAD);
-        assert_false(seen);
+        memset(&cq, 0, sizeof cq);
+        assert_int_equal(q(bad[i], &cq), CHAT_QUERY_BAD);
+        assert_false(cq.has_room);
     }
     /* a NUL in the argument (lws decodes %00) is not a terminator */
-    seen = false;
-    assert_int_equal(chat_query_arg("room=lobby\0x", 12, room, &seen), CHAT_QUERY_BAD);
+    memset(&cq, 0, sizeof cq);
+    assert_int_equal(chat_query_arg("room=lobby\0x", 12, &cq), CHAT_QUERY_BAD);
 }
 
 int main(void)

@@ -157,19 +157,22 @@ test('the room\'s cookie twice with different values is refused (cookie tossing)
   assert.ok((await metrics(chat.port))['chat_handshakes_rejected_total{reason="bad_cookie"}'] >= 2);
 });
 
-test('without ?room= no cookie is used; a bad ?room= or any other argument is a 400', async () => {
+test('without ?room= no cookie is used; a bad ?room=, since= twice or any other argument is a 400', async () => {
   const tok = chat.token({ room: 'arg-room' });
   const noRoom = await rawRequest(chat.port, upgradeRequest('/ws', `Cookie: parley_ws_arg-room=${tok}\r\nOrigin: ${HOST_ORIGIN}\r\n`));
   assert.equal(noRoom.status, 401);
   for (const q of ['room=AB', 'room=../x', 'room=arg-room&room=arg-room', 'room=arg-room&x=1',
-    'x=1', 'token=abc', 'room=arg-room;v=2', `room=${'a'.repeat(40)}`, 'room']) {
+    'x=1', 'token=abc', 'room=arg-room;v=2', `room=${'a'.repeat(40)}`, 'room', 'since=1&since=2',
+    `jwt=${tok}`]) {
     const r = await rawRequest(chat.port, upgradeRequest(`/ws?${q}`, `Authorization: Bearer ${tok}\r\n`));
     assert.equal(r.status, 400, `${q}: ${r.head}`);
     assert.equal(jsonBody(r).error, 'bad_request', q);
   }
-  // empty arguments are nothing
-  const c = await Client.open({ url: `ws://127.0.0.1:${chat.port}/ws?&room=arg-room&`, headers: { Authorization: `Bearer ${tok}` } });
-  await c.close();
+  // empty arguments are nothing; since= (history's resume point) may come once
+  for (const q of ['&room=arg-room&', 'room=arg-room&since=0', 'since=0']) {
+    const c = await Client.open({ url: `ws://127.0.0.1:${chat.port}/ws?${q}`, headers: { Authorization: `Bearer ${tok}` } });
+    await c.close();
+  }
 });
 
 test('a token in the URL is refused with 400 in every spelling, even alongside a good header', async () => {

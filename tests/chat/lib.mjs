@@ -14,9 +14,10 @@ export const T = ASAN ? 60000 : 20000;
 const adminPorts = new Map();
 
 // Starts parley-chat on two free ports: `port` (public: only /ws) and `adminPort` (/healthz,
-// /metrics). chat.url(token) is a connect target for Client: the URL (never with the token in
-// it) and the Authorization: Bearer header; chat.cookieTarget(token, room, origin) is how a
-// browser connects: /ws?room=ROOM with the parley_ws_ROOM cookie and an Origin header.
+// /metrics). chat.url(token, query) is a connect target for Client: the URL (never with the
+// token in it; query such as 'since=5' or '&since=5') and the Authorization: Bearer header;
+// chat.cookieTarget(token, room, origin) is how a browser connects: /ws?room=ROOM with the
+// parley_ws_ROOM cookie and an Origin header.
 export async function startChat(env = {}) {
   const port = await freePort();
   let adminPort = await freePort();
@@ -31,7 +32,8 @@ export async function startChat(env = {}) {
   return {
     d, port, adminPort, secret,
     token: (opts = {}) => mintToken(secret, opts),
-    url: (tok) => ({ url: base, headers: tok ? { Authorization: `Bearer ${tok}` } : {} }),
+    url: (tok, query = '') => ({ url: query ? `${base}?${query.replace(/^[?&]/, '')}` : base,
+      headers: tok ? { Authorization: `Bearer ${tok}` } : {} }),
     cookieTarget: (tok, room, origin = `http://127.0.0.1:${port}`) => ({
       url: `${base}?room=${encodeURIComponent(room)}`,
       headers: { Cookie: `parley_ws_${room}=${tok}`, ...(origin ? { Origin: origin } : {}) },
