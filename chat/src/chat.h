@@ -36,6 +36,9 @@ struct chat_config {
     long long handshake_timeout;      /* CHAT_HANDSHAKE_TIMEOUT: s to finish the HTTP request */
     long long shutdown_grace_ms;      /* CHAT_SHUTDOWN_GRACE_MS: flush time on SIGTERM */
     long long reassembly_budget;      /* CHAT_REASSEMBLY_BUDGET: bytes of all rx buffers */
+    char *allowed_origins;            /* CHAT_ALLOWED_ORIGINS: cookie handshakes; "" = Host */
+    char *admin_addr;                 /* CHAT_ADMIN_ADDR: listener of /healthz, /metrics */
+    long long admin_port;             /* CHAT_ADMIN_PORT */
 };
 
 int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);
@@ -98,7 +101,7 @@ struct chat_counters {
     uint64_t messages_received, messages_delivered, frames_sent, rate_limited, culled,
         protocol_errors, bad_requests, handshakes_accepted, framing_violations, idle_dropped,
         pings_sent, reassembly_refused;
-    uint64_t rejected[12]; /* by enum chat_reject */
+    uint64_t rejected[18]; /* by enum chat_reject (CHAT_REJ_COUNT) */
 };
 
 enum chat_reject {
@@ -114,8 +117,14 @@ enum chat_reject {
     CHAT_REJ_BAD_CLAIM,
     CHAT_REJ_OVER_CAPACITY,
     CHAT_REJ_SHUTTING_DOWN,
+    CHAT_REJ_TOKEN_IN_URL, /* access_token in the query (400) */
+    CHAT_REJ_BAD_QUERY,    /* a query argument other than room=NAME once (400) */
+    CHAT_REJ_BAD_COOKIE,   /* the room's cookie twice with different values (400) */
+    CHAT_REJ_BAD_ORIGIN,   /* cookie without an allowed Origin (403) */
+    CHAT_REJ_WRONG_ROOM,   /* token's room is not the ?room= argument (403) */
+    CHAT_REJ_BAD_UPGRADE,  /* Upgrade other than websocket, e.g. h2c (403) */
 };
-#define CHAT_REJ_COUNT 12
+#define CHAT_REJ_COUNT 18
 
 struct chat_server {
     const struct chat_config *cfg;
@@ -138,6 +147,13 @@ struct chat_server {
  * conn.c). */
 int chat_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len);
+/* Creates the admin listener (CHAT_ADMIN_ADDR:CHAT_ADMIN_PORT, its own lws vhost): GET
+ * /healthz and /metrics only, never an upgrade; the public vhost serves only /ws. pub is
+ * the public vhost's creation info (copied, then port, address and protocols replaced).
+ * Returns NULL if it cannot listen. */
+struct lws_vhost *chat_http_admin_listen(struct lws_context *ctx,
+                                         const struct lws_context_creation_info *pub,
+                                         const struct chat_config *cfg);
 
 /* conn.c: WebSocket connection life cycle. Each returns what the lws callback must return. */
 int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct lws *wsi);

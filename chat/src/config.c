@@ -1,7 +1,9 @@
 /* The chat daemon's configuration table: every limit is here with its default and range. */
 #include "chat.h"
+#include "handshake.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "cm_config.h"
 #include "cm_log.h"
@@ -13,7 +15,13 @@ static struct chat_config cfg;
 static const struct cm_cfg_entry table[] = {
     {"CHAT_LISTEN_ADDR", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.listen_addr,
      "address to listen on"},
-    {"CHAT_PORT", CM_CFG_INT, "8082", 1, 65535, &cfg.port, "TCP port for /ws, /healthz, /metrics"},
+    {"CHAT_PORT", CM_CFG_INT, "8082", 1, 65535, &cfg.port, "TCP port for /ws (the only path)"},
+    {"CHAT_ADMIN_ADDR", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.admin_addr,
+     "address of the internal listener of /healthz and /metrics"},
+    {"CHAT_ADMIN_PORT", CM_CFG_INT, "8083", 1, 65535, &cfg.admin_port,
+     "TCP port for /healthz and /metrics (not CHAT_PORT)"},
+    {"CHAT_ALLOWED_ORIGINS", CM_CFG_STR, "", 0, CHAT_ALLOWED_ORIGINS_MAX, &cfg.allowed_origins,
+     "comma-separated origins allowed to use the cookie; empty: the request's own Host"},
     {"JWT_SECRET", CM_CFG_SECRET, NULL, CM_TOKEN_SECRET_MIN, CM_TOKEN_SECRET_MAX, &cfg.jwt_secret,
      "HS256 secret shared with the website"},
     {"LOG_LEVEL", CM_CFG_STR, "info", 1, 16, &cfg.log_level, "debug, info, warn or error"},
@@ -83,6 +91,20 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
                  "CHAT_REASSEMBLY_BUDGET (%lld) cannot hold one CHAT_MAX_MESSAGE_BYTES "
                  "(%lld) message",
                  cfg.reassembly_budget, cfg.max_message_bytes);
+        return -1;
+    }
+    if (cfg.admin_port == cfg.port) {
+        /* lws picks a vhost by port and Host header: on one port, a Host naming the admin
+         * vhost would reach /metrics from the public side */
+        snprintf(err, errlen, "CHAT_ADMIN_PORT (%lld) must differ from CHAT_PORT", cfg.port);
+        return -1;
+    }
+    if (cfg.allowed_origins[0] &&
+        !chat_origin_list_valid(cfg.allowed_origins, strlen(cfg.allowed_origins))) {
+        snprintf(err, errlen,
+                 "CHAT_ALLOWED_ORIGINS: '%.200s' is not a comma-separated list of origins "
+                 "such as https://chat.example or http://127.0.0.1:8080 (lowercase, no path)",
+                 cfg.allowed_origins);
         return -1;
     }
     *out = cfg;

@@ -48,7 +48,7 @@ test('an unmasked frame sent together with the handshake is refused too', async 
   await new Promise((res) => s.once('connect', res));
   const { upgradeRequest } = await import('./lib.mjs');
   s.write(Buffer.concat([
-    Buffer.from(upgradeRequest(`/ws?access_token=${chat.token({ room: 'unmasked2' })}`)),
+    Buffer.from(upgradeRequest('/ws', `Authorization: Bearer ${chat.token({ room: 'unmasked2' })}\r\n`)),
     RawWs.frame(1, msg('sneaky'), { mask: false }),
   ]));
   await ended;
@@ -57,7 +57,7 @@ test('an unmasked frame sent together with the handshake is refused too', async 
 });
 
 test('an unmasked frame after pipelined plain requests on the same connection is refused too', async () => {
-  // GET /healthz, then the upgrade and an unmasked frame, all in one write: the guard used to
+  // GET /ws (426), then the upgrade and an unmasked frame, all in one write: the guard used to
   // take the second request head for frames and give up, so the frame was broadcast
   const watcher = await Client.open(chat.url(chat.token({ sub: 'w2@x.org', room: 'unmasked3' })));
   const s = connect(chat.port, '127.0.0.1');
@@ -69,13 +69,13 @@ test('an unmasked frame after pipelined plain requests on the same connection is
   const { upgradeRequest } = await import('./lib.mjs');
   const tok = chat.token({ sub: 'pipe@x.org', room: 'unmasked3' });
   s.write(Buffer.concat([
-    Buffer.from('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
-    Buffer.from(upgradeRequest(`/ws?access_token=${tok}`)),
+    Buffer.from('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
+    Buffer.from(upgradeRequest('/ws', `Authorization: Bearer ${tok}\r\n`)),
     RawWs.frame(1, msg('piped'), { mask: false }),
   ]));
   await ended;
   const raw = Buffer.concat(chunks).toString('latin1');
-  assert.ok(raw.startsWith('HTTP/1.1 200'), 'the plain request was answered');
+  assert.ok(raw.startsWith('HTTP/1.1 426'), 'the plain request was answered');
   assert.ok(!raw.includes('piped'), 'the unmasked message was not echoed');
   watcher.send({ type: 'message', text: 'marker' });
   await watcher.next((f) => f.text === 'marker');
@@ -93,7 +93,7 @@ test('a violation after the server has sent its close frame gets no second close
   const ended = new Promise((res) => s.on('close', res));
   await new Promise((res) => s.once('connect', res));
   const { upgradeRequest } = await import('./lib.mjs');
-  s.write(upgradeRequest(`/ws?access_token=${chat.token({ sub: 'twice@x.org', room: 'twice' })}`));
+  s.write(upgradeRequest('/ws', `Authorization: Bearer ${chat.token({ sub: 'twice@x.org', room: 'twice' })}\r\n`));
   await until(() => buf.includes('"welcome"'), T, 'welcome');
   s.write(RawWs.frame(2, 'binary'));
   await until(() => buf.includes(Buffer.from([0x88, 0x02, 0x03, 0xeb])) ||
@@ -151,7 +151,7 @@ test('a handshake cut in half is dropped after CHAT_HANDSHAKE_TIMEOUT, others un
   s.on('data', (b) => chunks.push(b));
   const ended = new Promise((res) => s.on('close', res));
   await new Promise((res) => s.once('connect', res));
-  s.write(`GET /ws?access_token=${chat.token()} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webs`);
+  s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${chat.token()}\r\nUpgrade: webs`);
   await stillServes('half'); // the half-open handshake does not block anyone
   await ended; // the daemon closes it (the test would time out otherwise)
   assert.ok(!Buffer.concat(chunks).toString().includes('101'), 'never upgraded');
@@ -162,7 +162,7 @@ test('an oversized request head is refused before authentication', async () => {
     `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Junk: ${'j'.repeat(20000)}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
   assert.ok(r.status === 0 || r.status >= 400, `status ${r.status}`);
   assert.doesNotMatch(r.raw, /101 Switching/);
-  assert.equal((await httpGet(chat.port, '/healthz')).status, 200);
+  assert.equal((await httpGet(chat.adminPort, '/healthz')).status, 200);
 });
 
 test('garbage instead of HTTP is dropped', async () => {
