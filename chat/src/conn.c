@@ -5,6 +5,7 @@
 #include "protocol.h"
 #include "rawguard.h"
 #include "room.h"
+#include "wsframe.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -351,7 +352,7 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
             break;
         struct chat_frame *pf = c->priv_head; /* private frames first, freed once copied */
         const struct chat_frame *f = pf ? pf : chat_ring_get(r, c->next_seq);
-        size_t hlen = f->len < 126 ? 2 : f->len < 65536 ? 4 : 10;
+        size_t hlen = chat_wsframe_header_len(f->len, false);
         if (off + hlen + f->len > CHAT_TX_BATCH_BYTES) {
             if (nframes)
                 break; /* next time */
@@ -371,18 +372,7 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
             lws_callback_on_writable(c->wsi);
             return 0;
         }
-        out[off] = 0x81; /* FIN, text */
-        if (hlen == 2) {
-            out[off + 1] = (unsigned char)f->len;
-        } else if (hlen == 4) {
-            out[off + 1] = 126;
-            out[off + 2] = (unsigned char)(f->len >> 8);
-            out[off + 3] = (unsigned char)f->len;
-        } else {
-            out[off + 1] = 127;
-            for (unsigned i = 0; i < 8; i++)
-                out[off + 2 + i] = (unsigned char)((uint64_t)f->len >> (56 - 8 * i));
-        }
+        (void)chat_wsframe_encode(out + off, true, CHAT_WS_OP_TEXT, f->len, NULL);
         memcpy(out + off + hlen, f->payload, f->len);
         off += hlen + f->len;
         nframes++;
