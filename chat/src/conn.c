@@ -2,6 +2,7 @@
  * write only on WRITEABLE, leave on close. Everything runs on the single lws service
  * thread (LWS_MAX_SMP is 1 in Debian's build), so no locks. */
 #include "chat.h"
+#include "fanout.h"
 #include "protocol.h"
 #include "rawguard.h"
 #include "room.h"
@@ -41,39 +42,6 @@ static const char *ident_room(const struct chat_conn *c)
 {
     const char *n = ident_name(c);
     return n + strlen(n) + 1;
-}
-
-static void cull(struct chat_server *srv, struct chat_conn *c, const char *why)
-{
-    if (c->culled)
-        return;
-    c->culled = true;
-    c->why = why;
-    srv->n.culled++;
-    /* the client does not read, so a close frame would not get through anyway: have lws
-     * drop the socket from its own loop (safe from inside another connection's callback) */
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
-}
-
-/* Appends f to the room's ring and wakes every connection of the room. When the ring is
- * full, the connections still waiting for the oldest frame are the ones lagging by the
- * whole ring: they are culled, so memory stays bounded and nobody else waits for them.
- * Closing connections are left alone: they never read the ring again (their tail stands
- * still), and they are on their way out with their own close code and timeout. */
-static void broadcast(struct chat_server *srv, struct chat_room *room, struct chat_frame *f)
-{
-    struct chat_ring *r = &room->ring;
-    if (chat_ring_full(r)) {
-        uint64_t oldest = chat_ring_oldest(r);
-        for (struct chat_conn *c = room->conns; c; c = c->rnext)
-            if (!c->culled && !c->closing && c->next_seq <= oldest)
-                cull(srv, c, "too slow: lagged the whole room ring");
-        chat_ring_drop_oldest(r);
-    }
-    chat_ring_push(r, f);
-    for (struct chat_conn *c = room->conns; c; c = c->rnext)
-        if (!c->culled && !c->closing && c->id != f->exclude_conn)
-            lws_callback_on_writable(c->wsi);
 }
 
 /* Queues a frame for this connection only (welcome, error). Returns -1 if the queue is at
@@ -150,7 +118,7 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
     bool is_new;
     c->member = chat_room_member_add(room, ident_email(c), ident_name(c), &is_new);
     if (is_new)
-        broadcast(srv, room, chat_proto_user_event("join", ident_email(c), ident_name(c)));
+        chat_fanout_room(srv, room, chat_proto_user_event("join", ident_email(c), ident_name(c)));
     /* linked after the join went out, and starting at the ring head: the newcomer's own
      * join is not sent to it, and it never sees history from before it arrived */
     chat_room_link(room, c);
@@ -203,14 +171,14 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
     struct chat_room *room = c->room;
     if (req.type == CHAT_REQ_MESSAGE) {
         srv->n.messages_received++;
-        broadcast(srv, room,
-                  chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
-                                     req.client_id_len, room->name, c->member->email,
-                                     c->member->name, req.text, req.text_len, cm_now_ms()));
+        chat_fanout_room(srv, room,
+                         chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
+                                            req.client_id_len, room->name, c->member->email,
+                                            c->member->name, req.text, req.text_len, cm_now_ms()));
     } else {
         struct chat_frame *f = chat_proto_user_event("typing", c->member->email, c->member->name);
         f->exclude_conn = c->id;
-        broadcast(srv, room, f);
+        chat_fanout_room(srv, room, f);
     }
     chat_req_free(&req);
     return 0;
@@ -412,7 +380,7 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
                 c->why ? c->why : (c->peer_code ? "closed by client" : "connection lost"),
                 (unsigned)c->peer_code);
         if (chat_room_member_release(room, c->member)) {
-            broadcast(srv, room, chat_proto_user_event("leave", email, c->member->name));
+            chat_fanout_room(srv, room, chat_proto_user_event("leave", email, c->member->name));
             chat_member_free(c->member);
         }
         c->member = NULL;

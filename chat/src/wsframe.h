@@ -26,9 +26,9 @@ struct chat_wsframe_hdr {
     uint8_t rsv;    /* the RSV1..3 bits, 0..7 */
     uint8_t opcode; /* 0..15 */
     bool masked;
-    uint8_t mask[4];       /* valid when masked */
-    uint64_t payload_len;  /* <= CHAT_WS_LEN_MAX */
-    size_t header_len;     /* 2..14 bytes */
+    uint8_t mask[4];      /* valid when masked */
+    uint64_t payload_len; /* <= CHAT_WS_LEN_MAX */
+    size_t header_len;    /* 2..14 bytes */
 };
 
 /* Bytes the header of a frame with len payload bytes takes: 2 (len < 126), 4 (< 65536) or

@@ -80,9 +80,9 @@ static void test_control_frames(void **state)
 {
     (void)state;
     struct chat_wsframe_hdr h;
-    static const unsigned char ok[] = {0x89, 0xfd, 1, 2, 3, 4};        /* ping, 125 bytes */
+    static const unsigned char ok[] = {0x89, 0xfd, 1, 2, 3, 4};          /* ping, 125 bytes */
     static const unsigned char big[] = {0x89, 0xfe, 0, 126, 1, 2, 3, 4}; /* ping, 126 */
-    static const unsigned char frag[] = {0x08, 0x80, 1, 2, 3, 4};      /* close without FIN */
+    static const unsigned char frag[] = {0x08, 0x80, 1, 2, 3, 4};        /* close without FIN */
     assert_int_equal(chat_wsframe_decode(ok, sizeof ok, &h), 6);
     assert_int_equal(h.opcode, CHAT_WS_OP_PING);
     assert_int_equal(h.payload_len, 125);
