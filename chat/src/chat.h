@@ -10,6 +10,8 @@
 
 #include <libwebsockets.h>
 
+#include "inbox.h"
+#include "index.h"
 #include "protocol.h"
 #include "ratelimit.h"
 
@@ -72,6 +74,9 @@ struct chat_conn {
     struct chat_room *room;
     struct chat_member *member;
     struct chat_conn *rprev, *rnext; /* the room's connection list */
+    struct chat_conn *idnext;        /* the index's id bucket chain */
+    struct chat_user *user;          /* the index's user of this connection */
+    struct chat_conn *uprev, *unext; /* that user's connection list */
     uint64_t id;
     uint64_t next_seq; /* next ring frame to send: this connection's tail */
     struct chat_frame *priv_head, *priv_tail;
@@ -79,7 +84,7 @@ struct chat_conn {
     struct chat_bucket bucket;
     unsigned char *rx; /* reassembly buffer, only while a fragmented message arrives */
     size_t rx_len, rx_cap;
-    char *ident;     /* "email\0name\0room\0" copied from the verified token before ESTABLISHED */
+    char *ident;     /* "uid\0email\0name\0room\0" of the verified token (chat_conn_set_identity) */
     const char *why; /* close reason for the log (static string) */
     int fd;          /* socket, noted at ESTABLISHED (for rawguard) */
     uint16_t close_code; /* close to send on the next WRITEABLE */
@@ -122,6 +127,8 @@ struct chat_server {
     struct lws_context *ctx;
     struct chat_rooms *rooms;
     struct chat_counters n;
+    struct chat_index index; /* established connections by id and by user */
+    struct chat_inbox inbox; /* events from other threads (chat_conn_drain_inbox) */
     uint64_t next_conn_id;
     /* message ids are "<boot_id>-<seq>": boot_id is random per process, so ids never repeat
      * across restarts; seq counts the process's messages, so it never repeats when a room
@@ -144,6 +151,13 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
 int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *in, size_t len);
 int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c);
 void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c);
+/* Keeps what the upgrade needs from the verified token (before ESTABLISHED; lws frees
+ * the header table after the upgrade). */
+struct cm_token_claims;
+void chat_conn_set_identity(struct chat_conn *c, const struct cm_token_claims *cl);
+/* Service thread, on LWS_CALLBACK_EVENT_WAIT_CANCELLED: dispatches every event posted to
+ * srv->inbox (frames to rooms, closes of connections by id). */
+void chat_conn_drain_inbox(struct chat_server *srv);
 /* Asks every connection to close with 1001 (SIGTERM). */
 void chat_conn_shutdown_all(struct chat_server *srv);
 /* Starts / stops the liveness sweep: one lws timer for all connections (not lws's

@@ -15,6 +15,7 @@
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cm_alloc.h"
+#include "cm_token.h"
 
 /* Frames written per WRITEABLE callback before giving the other connections a turn. */
 #define CHAT_WRITE_BATCH 16
@@ -30,18 +31,38 @@
 /* The batch of frames chat_conn_writeable sends in one syscall (single service thread). */
 static unsigned char txbuf[LWS_PRE + CHAT_TX_BATCH_BYTES];
 
-static const char *ident_email(const struct chat_conn *c)
+static const char *ident_uid(const struct chat_conn *c)
 {
     return c->ident;
 }
-static const char *ident_name(const struct chat_conn *c)
+static const char *ident_email(const struct chat_conn *c)
 {
     return c->ident + strlen(c->ident) + 1;
+}
+static const char *ident_name(const struct chat_conn *c)
+{
+    const char *e = ident_email(c);
+    return e + strlen(e) + 1;
 }
 static const char *ident_room(const struct chat_conn *c)
 {
     const char *n = ident_name(c);
     return n + strlen(n) + 1;
+}
+
+void chat_conn_set_identity(struct chat_conn *c, const struct cm_token_claims *cl)
+{
+    size_t lu = strlen(cl->uid), le = strlen(cl->sub), ln = strlen(cl->name), lr = strlen(cl->room);
+    free(c->ident);
+    c->ident = cm_xmalloc(lu + le + ln + lr + 4);
+    char *p = c->ident;
+    memcpy(p, cl->uid, lu + 1);
+    p += lu + 1;
+    memcpy(p, cl->sub, le + 1);
+    p += le + 1;
+    memcpy(p, cl->name, ln + 1);
+    p += ln + 1;
+    memcpy(p, cl->room, lr + 1);
 }
 
 /* Queues a frame for this connection only (welcome, error). Returns -1 if the queue is at
@@ -109,6 +130,8 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
     if (!room)
         return -1;
     c->id = ++srv->next_conn_id;
+    bool new_user;
+    (void)chat_index_add(&srv->index, c, ident_uid(c), &new_user);
     c->established = true;
     c->last_rx_ms = cm_mono_ms();
     c->counted = true;
@@ -375,6 +398,7 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
         if (chat_rawguard_violated(c->fd))
             srv->n.framing_violations++;
         chat_room_unlink(room, c);
+        chat_index_remove(&srv->index, c);
         const char *email = c->member->email;
         cm_info("connection closed room=%s user=%s reason=%s client_code=%u", room->name, email,
                 c->why ? c->why : (c->peer_code ? "closed by client" : "connection lost"),
@@ -402,6 +426,28 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
     rx_release(srv, c);
     free(c->ident);
     c->ident = NULL;
+}
+
+void chat_conn_drain_inbox(struct chat_server *srv)
+{
+    struct chat_event *ev = chat_inbox_take(&srv->inbox);
+    while (ev) {
+        struct chat_event *next = ev->next;
+        if (ev->kind == CHAT_EVENT_ROOM_FRAME && ev->frame) {
+            struct chat_room *room = chat_rooms_find(srv->rooms, ev->room);
+            if (room) {
+                chat_fanout_room(srv, room, ev->frame); /* takes the frame */
+                ev->frame = NULL;
+            }
+        } else if (ev->kind == CHAT_EVENT_CONN_CLOSE) {
+            struct chat_conn *c = chat_index_conn(&srv->index, ev->conn_id);
+            if (c && !c->culled)
+                (void)close_soon(srv, c, (enum lws_close_status)ev->close_code,
+                                 ev->reason ? ev->reason : "closed by the server");
+        }
+        chat_event_free(ev);
+        ev = next;
+    }
 }
 
 void chat_conn_shutdown_all(struct chat_server *srv)

@@ -171,12 +171,7 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
     if (e != CM_TOKEN_OK)
         return reject(srv, wsi, reject_of(e));
 
-    /* lws frees the header table after the upgrade: keep what we need, compactly */
-    size_t le = strlen(cl.sub), ln = strlen(cl.name), lr = strlen(cl.room);
-    c->ident = cm_xmalloc(le + ln + lr + 3);
-    memcpy(c->ident, cl.sub, le + 1);
-    memcpy(c->ident + le + 1, cl.name, ln + 1);
-    memcpy(c->ident + le + ln + 2, cl.room, lr + 1);
+    chat_conn_set_identity(c, &cl);
     c->authed = true;
     return 0;
 }
@@ -308,7 +303,8 @@ int chat_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             chat_conn_teardown(srv, c);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        return 0; /* main.c checks its stop flag after every service round */
+        chat_conn_drain_inbox(srv); /* main.c checks its stop flag after every round */
+        return 0;
     default:
         break;
     }
