@@ -139,17 +139,18 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
     chat_bucket_init(&c->bucket, cm_mono_ms(), srv->cfg->rate_burst);
 
     bool is_new;
-    c->member = chat_room_member_add(room, ident_email(c), ident_name(c), &is_new);
+    c->member = chat_room_member_add(room, ident_uid(c), ident_name(c), &is_new);
     if (is_new)
-        chat_fanout_room(srv, room, chat_proto_user_event("join", ident_email(c), ident_name(c)));
+        chat_fanout_room(srv, room, chat_proto_user_event("join", ident_uid(c), ident_name(c)));
     /* linked after the join went out, and starting at the ring head: the newcomer's own
      * join is not sent to it, and it never sees history from before it arrived */
     chat_room_link(room, c);
     c->next_seq = room->ring.head;
-    (void)send_private(srv, c, chat_proto_welcome(room, ident_email(c), ident_name(c)));
+    (void)send_private(srv, c,
+                       chat_proto_welcome(room, ident_uid(c), ident_email(c), ident_name(c)));
     chat_rawguard_attach(fd, c);
     srv->n.handshakes_accepted++;
-    cm_info("connection accepted room=%s user=%s tabs=%u", room->name, ident_email(c),
+    cm_info("connection accepted room=%s user=%s tabs=%u", room->name, ident_uid(c),
             c->member->tabs);
     return 0;
 }
@@ -196,10 +197,10 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
         srv->n.messages_received++;
         chat_fanout_room(srv, room,
                          chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
-                                            req.client_id_len, room->name, c->member->email,
+                                            req.client_id_len, room->name, c->member->uid,
                                             c->member->name, req.text, req.text_len, cm_now_ms()));
     } else {
-        struct chat_frame *f = chat_proto_user_event("typing", c->member->email, c->member->name);
+        struct chat_frame *f = chat_proto_user_event("typing", c->member->uid, c->member->name);
         f->exclude_conn = c->id;
         chat_fanout_room(srv, room, f);
     }
@@ -399,12 +400,12 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
             srv->n.framing_violations++;
         chat_room_unlink(room, c);
         chat_index_remove(&srv->index, c);
-        const char *email = c->member->email;
-        cm_info("connection closed room=%s user=%s reason=%s client_code=%u", room->name, email,
+        const char *uid = c->member->uid;
+        cm_info("connection closed room=%s user=%s reason=%s client_code=%u", room->name, uid,
                 c->why ? c->why : (c->peer_code ? "closed by client" : "connection lost"),
                 (unsigned)c->peer_code);
         if (chat_room_member_release(room, c->member)) {
-            chat_fanout_room(srv, room, chat_proto_user_event("leave", email, c->member->name));
+            chat_fanout_room(srv, room, chat_proto_user_event("leave", uid, c->member->name));
             chat_member_free(c->member);
         }
         c->member = NULL;

@@ -87,8 +87,7 @@ static void user_grow(struct chat_index *ix)
 
 struct chat_conn *chat_index_conn(const struct chat_index *ix, uint64_t id)
 {
-    for (struct chat_conn *c = ix->conn_buckets[conn_slot(id, ix->conn_nbuckets)]; c;
-         c = c->idnext)
+    for (struct chat_conn *c = ix->conn_buckets[conn_slot(id, ix->conn_nbuckets)]; c; c = c->idnext)
         if (c->id == id)
             return c;
     return NULL;
@@ -160,8 +159,8 @@ void chat_index_remove(struct chat_index *ix, struct chat_conn *c)
     c->user = NULL;
     if (--u->nconns)
         return;
-    for (struct chat_user **pp = &ix->user_buckets[user_slot(ix, u->uid, ix->user_nbuckets)];
-         *pp; pp = &(*pp)->hnext) {
+    for (struct chat_user **pp = &ix->user_buckets[user_slot(ix, u->uid, ix->user_nbuckets)]; *pp;
+         pp = &(*pp)->hnext) {
         if (*pp == u) {
             *pp = u->hnext;
             ix->nusers--;

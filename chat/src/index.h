@@ -20,9 +20,9 @@ struct chat_user {
     struct chat_user *hnext;
     struct chat_conn *conns; /* linked through conn->unext / uprev */
     uint32_t nconns;
-    size_t rx_bytes;          /* reassembly bytes held by all of the user's connections */
-    struct chat_bucket msg;   /* message frames (CHAT_RATE_PER_SEC / CHAT_RATE_BURST) */
-    struct chat_bucket typing; /* typing frames (CHAT_TYPING_PER_SEC / CHAT_TYPING_BURST) */
+    size_t rx_bytes;            /* reassembly bytes held by all of the user's connections */
+    struct chat_bucket msg;     /* message frames (CHAT_RATE_PER_SEC / CHAT_RATE_BURST) */
+    struct chat_bucket typing;  /* typing frames (CHAT_TYPING_PER_SEC / CHAT_TYPING_BURST) */
     struct chat_bucket control; /* ping/pong/close (CHAT_CONTROL_PER_SEC / _BURST) */
     char uid[CM_UID_MAX + 1];
 };
