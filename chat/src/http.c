@@ -228,6 +228,7 @@ static void metrics_body(struct chat_server *srv, struct cm_buf *b)
     for (int i = 0; i < CHAT_REJ_COUNT; i++)
         cm_buf_printf(b, "chat_handshakes_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                       reject_label[i], n->rejected[i]);
+    chat_conn_metrics(srv, b);
 }
 
 static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri)
