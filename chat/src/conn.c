@@ -451,6 +451,7 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
             free(pf);
             if (rc < 0)
                 return -1;
+            c->wait_ms = cm_mono_ms();
             lws_callback_on_writable(c->wsi);
             return 0;
         }
