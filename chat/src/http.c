@@ -29,7 +29,7 @@ static const char *const reject_label[CHAT_REJ_COUNT] = {
     "missing_token", "token_too_long", "malformed",    "bad_alg",      "bad_signature",
     "expired",       "not_yet_valid",  "bad_issuer",   "bad_audience", "bad_claim",
     "over_capacity", "shutting_down",  "token_in_url", "bad_query",    "bad_cookie",
-    "bad_origin",    "wrong_room",     "bad_upgrade",
+    "bad_origin",    "wrong_room",     "bad_upgrade",  "user_limit",
 };
 
 static struct chat_server *server_of(struct lws *wsi)
@@ -95,6 +95,11 @@ static const struct refusal refusal_upgrade = {
     403, "Forbidden", NULL,
     "{\"error\":\"bad_upgrade\",\"message\":\"only WebSocket upgrades are accepted\"}\n"};
 
+static const struct refusal refusal_user = {
+    429, "Too Many Requests", "Retry-After: 5\r\n",
+    "{\"error\":\"too_many_connections\",\"message\":\"you have too many chat connections "
+    "open (close some tabs)\"}\n"};
+
 static const struct refusal *refusal_of(enum chat_reject why)
 {
     switch (why) {
@@ -113,6 +118,8 @@ static const struct refusal *refusal_of(enum chat_reject why)
         return &refusal_room;
     case CHAT_REJ_BAD_UPGRADE:
         return &refusal_upgrade;
+    case CHAT_REJ_USER_LIMIT:
+        return &refusal_user;
     default:
         return &refusal_401;
     }
@@ -308,14 +315,12 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
         return reject(srv, wsi, reject_of(e));
     if (q.has_room && strcmp(cl.room, q.room) != 0)
         return reject(srv, wsi, CHAT_REJ_WRONG_ROOM);
-    /* TODO(chat-core): per-user caps: if (chat_user_admit(srv, cl.uid, cl.room) != 0) refuse */
+    /* per-user caps (CHAT_MAX_CONNS_PER_USER[_ROOM]): one account cannot take every slot;
+     * chat_conn_established checks again, since handshakes in flight are not counted yet */
+    if (chat_user_admit(srv, cl.uid, cl.room) != CHAT_ADMIT_OK)
+        return reject(srv, wsi, CHAT_REJ_USER_LIMIT);
 
-    /* lws frees the header table after the upgrade: keep what we need, compactly */
-    size_t le = strlen(cl.sub), ln = strlen(cl.name), lr = strlen(cl.room);
-    c->ident = cm_xmalloc(le + ln + lr + 3);
-    memcpy(c->ident, cl.sub, le + 1);
-    memcpy(c->ident + le + 1, cl.name, ln + 1);
-    memcpy(c->ident + le + ln + 2, cl.room, lr + 1);
+    chat_conn_set_identity(c, &cl);
     c->authed = true;
     return 0;
 }
@@ -394,6 +399,7 @@ static void metrics_body(struct chat_server *srv, struct cm_buf *b)
     for (int i = 0; i < CHAT_REJ_COUNT; i++)
         cm_buf_printf(b, "chat_handshakes_rejected_total{reason=\"%s\"} %" PRIu64 "\n",
                       reject_label[i], n->rejected[i]);
+    chat_conn_metrics(srv, b);
 }
 
 /* Plain HTTP on either listener: the public one knows only /ws (426 without an upgrade),
@@ -490,7 +496,8 @@ int chat_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             chat_conn_teardown(srv, c);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        return 0; /* main.c checks its stop flag after every service round */
+        chat_conn_drain_inbox(srv); /* main.c checks its stop flag after every round */
+        return 0;
     default:
         break;
     }

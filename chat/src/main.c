@@ -93,6 +93,8 @@ int main(void)
     cm_hex_encode(boot, sizeof boot, srv.boot_id);
     cm_info("message ids of this process start with %s-", srv.boot_id);
     srv.rooms = chat_rooms_new(CHAT_ROOM_BUCKETS, (uint32_t)cfg.ring_size);
+    chat_index_init(&srv.index);
+    chat_inbox_init(&srv.inbox);
 
     static const struct lws_protocols proto_template = {
         "parley-chat", chat_http_callback, sizeof(struct chat_conn), 0, 0, NULL, 0};
@@ -138,6 +140,8 @@ int main(void)
         cm_error("cannot listen on %s:%lld (address in use or not local?)", cfg.listen_addr,
                  cfg.port);
         chat_rooms_free(srv.rooms);
+        chat_index_free(&srv.index);
+        chat_inbox_free(&srv.inbox);
         chat_rawguard_free();
         chat_config_free();
         return 1;
@@ -153,6 +157,7 @@ int main(void)
     }
     srv.ctx = ctx;
     the_ctx = ctx;
+    chat_inbox_set_context(&srv.inbox, ctx);
     cm_info("listening on %s:%lld (WebSocket at /ws), admin on %s:%lld (/healthz, /metrics)",
             cfg.listen_addr, cfg.port, cfg.admin_addr, cfg.admin_port);
     chat_conn_sweep_start(&srv);
@@ -176,7 +181,10 @@ int main(void)
     if (srv.nconns)
         cm_warn("%zu connections did not close in time", srv.nconns);
     the_ctx = NULL;
+    chat_inbox_set_context(&srv.inbox, NULL);
     lws_context_destroy(ctx);
+    chat_inbox_free(&srv.inbox);
+    chat_index_free(&srv.index);
     chat_rooms_free(srv.rooms);
     chat_rawguard_free();
     chat_config_free();
