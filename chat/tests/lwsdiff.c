@@ -30,8 +30,7 @@ static struct lwsdiff_obs *cur;
 static unsigned char rxacc[256];
 static size_t rxlen;
 
-static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-              size_t len)
+static int cb(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in, size_t len)
 {
     switch (reason) {
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
@@ -310,8 +309,8 @@ bool lwsdiff_check(const unsigned char *head, size_t n, bool strict, bool *refus
             goto out;
         }
         if (la.established && sa.frames != la.frames) {
-            snprintf(why, whylen, "frames: tracker %llu, lws %u",
-                     (unsigned long long)sa.frames, la.frames);
+            snprintf(why, whylen, "frames: tracker %llu, lws %u", (unsigned long long)sa.frames,
+                     la.frames);
             goto out;
         }
     }

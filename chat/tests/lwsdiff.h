@@ -13,11 +13,11 @@
 
 /* What lws did with one connection. */
 struct lwsdiff_obs {
-    bool established;  /* LWS_CALLBACK_ESTABLISHED: lws switched to WebSocket framing */
-    bool marker;       /* lws delivered the payload of the unmasked marker frame */
-    unsigned frames;   /* complete data frames lws delivered (LWS_CALLBACK_RECEIVE) */
-    unsigned http;     /* plain HTTP requests lws served (LWS_CALLBACK_HTTP) */
-    bool closed;       /* lws closed the connection before the harness's deadline */
+    bool established; /* LWS_CALLBACK_ESTABLISHED: lws switched to WebSocket framing */
+    bool marker;      /* lws delivered the payload of the unmasked marker frame */
+    unsigned frames;  /* complete data frames lws delivered (LWS_CALLBACK_RECEIVE) */
+    unsigned http;    /* plain HTTP requests lws served (LWS_CALLBACK_HTTP) */
+    bool closed;      /* lws closed the connection before the harness's deadline */
 };
 
 /* Starts the lws server (port chosen by the kernel); 0 or -1. */

@@ -15,7 +15,8 @@
 #include "lwsdiff.h"
 
 #define KEY "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
-#define UP "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" KEY
+#define UP                                                                                         \
+    "GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" KEY
 
 struct tcase {
     const char *name;
@@ -23,7 +24,10 @@ struct tcase {
     size_t len; /* 0: strlen */
 };
 
-#define C(n, s) {n, s, sizeof s - 1}
+#define C(n, s)                                                                                    \
+    {                                                                                              \
+        n, s, sizeof s - 1                                                                         \
+    }
 
 /* Heads real clients send: the tracker must follow them exactly (no refusal). */
 static const struct tcase good[] = {
@@ -58,10 +62,11 @@ static const struct tcase good[] = {
     C("escapes and query", "GET /w%73?access_token=a%2Bb&x=%C3%A9+y HTTP/1.1\r\nHost: x\r\n"
                            "Upgrade: websocket\r\nConnection: Upgrade\r\n" KEY "\r\n"),
     C("Content-Length: 0", UP "Content-Length: 0\r\n\r\n"),
-    C("HTTP/1.0", "GET /ws HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" KEY
-                  "\r\n"),
-    C("unknown headers", UP "X-Forwarded-Host: a\r\nDNT: 1\r\nSec-Fetch-Mode: websocket\r\n"
-                            "Upgrade-Insecure-Requests: 1\r\nHosts: y\r\nAccept-Charset: utf-8\r\n\r\n"),
+    C("HTTP/1.0",
+      "GET /ws HTTP/1.0\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" KEY "\r\n"),
+    C("unknown headers",
+      UP "X-Forwarded-Host: a\r\nDNT: 1\r\nSec-Fetch-Mode: websocket\r\n"
+         "Upgrade-Insecure-Requests: 1\r\nHosts: y\r\nAccept-Charset: utf-8\r\n\r\n"),
     C("tab in a value", UP "X-Tab: a\tb\r\n\r\n"),
 };
 
@@ -95,8 +100,9 @@ static const struct tcase bad[] = {
                       "Connection: Upgrade, HTTP2-Settings\r\n"
                       "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"),
     C("two Upgrade headers", UP "Upgrade: websocket\r\n\r\n"),
-    C("Upgrade after another", "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nUpgrade: websocket\r\n"
-                               "Connection: Upgrade\r\n" KEY "\r\n"),
+    C("Upgrade after another",
+      "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: foo\r\nUpgrade: websocket\r\n"
+      "Connection: Upgrade\r\n" KEY "\r\n"),
     C("Upgrade with a tab", "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade:\twebsocket\r\n"
                             "Connection: Upgrade\r\n" KEY "\r\n"),
     C("Upgrade with a trailing space", "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket \r\n"
@@ -131,8 +137,7 @@ static const struct tcase bad[] = {
     C("frame bytes in a name", UP "\x81\x85: x\r\n\r\n"),
 };
 
-static void check(const char *name, const unsigned char *p, size_t n, bool strict,
-                  bool must_refuse)
+static void check(const char *name, const unsigned char *p, size_t n, bool strict, bool must_refuse)
 {
     char why[256];
     bool refused = false;
@@ -215,7 +220,7 @@ static void test_every_split(void **state)
 static void test_mutations_agree(void **state)
 {
     (void)state;
-    static const unsigned char alphabet[] = {'\r', '\n', ' ', '\t', ':', '%', '0', 'a',
+    static const unsigned char alphabet[] = {'\r', '\n', ' ', '\t', ':',  '%',  '0', 'a',
                                              'A',  '/',  '?', 0,    0x81, 0xff, 'x', '-'};
     uint32_t rnd = 0x9e3779b9u;
     unsigned refused = 0, total = 0;
