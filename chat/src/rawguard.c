@@ -429,26 +429,36 @@ static bool head_byte(struct chat_wsscan *s, unsigned char c)
     return violate(s, "head parser state");
 }
 
+/* A frame broke a rule: the violation is placed at the frame's first byte, so that no
+ * byte of it reaches lws. */
+static bool violate_frame(struct chat_wsscan *s, const char *why)
+{
+    violate(s, why);
+    s->viol_at = s->frame_at;
+    return true;
+}
+
 /* The frame byte at p[*i]; returns true on a violation. RFC 6455 §5.2. */
 static bool frame_byte(struct chat_wsscan *s, const unsigned char *p, size_t n, size_t *i)
 {
     unsigned char c = p[*i];
     switch (s->st) {
     case ST_B0:
+        s->frame_at = s->fed;
         if (c & 0x70) /* §5.2: RSV1-3 MUST be 0 unless an extension says otherwise */
-            return violate(s, "RSV bits set (no extension negotiated)");
+            return violate_frame(s, "RSV bits set (no extension negotiated)");
         s->opcode = c & 0x0f;
         if ((s->opcode > 2 && s->opcode < 8) || s->opcode > 10)
-            return violate(s, "reserved opcode");
+            return violate_frame(s, "reserved opcode");
         if ((s->opcode & 8) && !(c & 0x80)) /* §5.5: control frames MUST NOT be fragmented */
-            return violate(s, "fragmented control frame");
+            return violate_frame(s, "fragmented control frame");
         s->st = ST_B1;
         break;
     case ST_B1:
         if (!(c & 0x80)) /* §5.1: client frames must be masked */
-            return violate(s, "unmasked client frame");
+            return violate_frame(s, "unmasked client frame");
         if ((s->opcode & 8) && (c & 0x7f) > 125) /* §5.5: at most 125 bytes */
-            return violate(s, "control frame over 125 bytes");
+            return violate_frame(s, "control frame over 125 bytes");
         s->remain = c & 0x7f;
         s->need = s->remain == 126 ? 2 : s->remain == 127 ? 8 : 0;
         if (s->need) {
@@ -461,10 +471,10 @@ static bool frame_byte(struct chat_wsscan *s, const unsigned char *p, size_t n, 
         break;
     case ST_EXT:
         if (s->need == 8 && (c & 0x80)) /* §5.2: the top bit of a 64-bit length is 0 */
-            return violate(s, "frame length with bit 63 set");
+            return violate_frame(s, "frame length with bit 63 set");
         s->remain = (s->remain << 8) | c;
         if (s->remain > CHAT_WSSCAN_MAX_FRAME)
-            return violate(s, "frame longer than CHAT_WSSCAN_MAX_FRAME");
+            return violate_frame(s, "frame longer than CHAT_WSSCAN_MAX_FRAME");
         if (--s->need == 0) {
             s->st = ST_MASK;
             s->need = 4;
@@ -491,7 +501,7 @@ static bool frame_byte(struct chat_wsscan *s, const unsigned char *p, size_t n, 
         return false;
     }
     default:
-        return violate(s, "frame parser state");
+        return violate_frame(s, "frame parser state");
     }
     s->fed++;
     (*i)++;
@@ -639,12 +649,18 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
     if (g->scan.phase != 2) {
         if (g->conn)
             ((struct chat_conn *)g->conn)->rx_seen = true; /* any input is liveness */
+        uint64_t before = g->scan.fed;
         if (!chat_wsscan_feed(&g->scan, buf, (size_t)r))
             return r;
         if (!g->conn) {
-            /* a request head (or frames before ESTABLISHED) broke a rule: fail closed,
-             * lws drops the connection before it parses these bytes */
+            /* a request head (or a frame before ESTABLISHED) broke a rule: lws gets the bytes
+             * before the offending one (a plain request pipelined in front is still
+             * answered; an upgrade is refused at ESTABLISHED, conn.c), never that byte or
+             * any after it; the next read fails */
             cm_info("connection refused before the upgrade: %s", g->scan.violation);
+            uint64_t good = g->scan.viol_at - before;
+            if (good > 0 && good < (uint64_t)r)
+                return (ssize_t)good;
             errno = ECONNRESET;
             return -1;
         }

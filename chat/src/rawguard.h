@@ -32,7 +32,8 @@
 struct chat_wsscan {
     uint64_t remain;                 /* payload bytes of the current frame still to skip */
     uint64_t fed;                    /* bytes fed so far */
-    uint64_t viol_at;                /* index (in fed bytes) of the byte that violated */
+    uint64_t viol_at;                /* index of the offending byte (a frame's: its first) */
+    uint64_t frame_at;               /* index of the current frame's first byte */
     uint64_t frames;                 /* complete frames (header and payload) seen */
     uint32_t heads;                  /* complete request heads seen (the upgrading one included) */
     uint8_t phase;                   /* 0 = HTTP head, 1 = frames, 2 = violation seen (stops) */
@@ -51,7 +52,8 @@ struct chat_wsscan {
 };
 
 /* Feeds n bytes; returns true once the stream has broken a rule (sticky; s->violation
- * names it, s->viol_at says where). Frame rules (RFC 6455 §5.2, §5.5): an unmasked client
+ * names it, s->viol_at says where: the offending head byte, or the first byte of the offending
+ * frame). Frame rules (RFC 6455 §5.2, §5.5): an unmasked client
  * frame, RSV bits (no extension is negotiated), a reserved opcode, a fragmented or longer
  * than 125 byte control frame, a 64-bit length with its top bit set, a length over
  * CHAT_WSSCAN_MAX_FRAME. Head rules: anything outside the subset of RFC 9112 on which the

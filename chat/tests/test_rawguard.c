@@ -228,10 +228,15 @@ static void test_registered_socket_is_judged(void **state)
     assert_true(chat_rawguard_registered(sv[0]));
     unsigned char buf[256];
     assert_int_equal(send(sv[1], evil, sizeof evil - 1, 0), (ssize_t)(sizeof evil - 1));
+    /* lws gets the head, never the unmasked frame: then the read fails */
+    size_t headlen = sizeof evil - 1 - 7;
+    assert_int_equal(recv(sv[0], buf, sizeof buf, 0), (ssize_t)headlen);
+    assert_memory_equal(buf, evil, headlen);
+    assert_true(chat_rawguard_violated(sv[0]));
+    assert_int_equal(send(sv[1], "more", 4, 0), 4);
     errno = 0;
     assert_int_equal(recv(sv[0], buf, sizeof buf, 0), -1);
     assert_int_equal(errno, ECONNRESET);
-    assert_true(chat_rawguard_violated(sv[0]));
     close(sv[0]);
     close(sv[1]);
     assert_false(chat_rawguard_registered(sv[0]));
