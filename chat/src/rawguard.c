@@ -659,8 +659,12 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
              * any after it; the next read fails */
             cm_info("connection refused before the upgrade: %s", g->scan.violation);
             uint64_t good = g->scan.viol_at - before;
-            if (good > 0 && good < (uint64_t)r)
+            if (good > 0 && good < (uint64_t)r) {
+                /* lws may wait for more of the head: end the input side so that it reads
+                 * again at once (and gets the failure) instead of at its timeout */
+                (void)shutdown(fd, SHUT_RD);
                 return (ssize_t)good;
+            }
             errno = ECONNRESET;
             return -1;
         }

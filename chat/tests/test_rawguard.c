@@ -233,10 +233,9 @@ static void test_registered_socket_is_judged(void **state)
     assert_int_equal(recv(sv[0], buf, sizeof buf, 0), (ssize_t)headlen);
     assert_memory_equal(buf, evil, headlen);
     assert_true(chat_rawguard_violated(sv[0]));
-    assert_int_equal(send(sv[1], "more", 4, 0), 4);
-    errno = 0;
-    assert_int_equal(recv(sv[0], buf, sizeof buf, 0), -1);
-    assert_int_equal(errno, ECONNRESET);
+    /* and the input side is shut, so lws reads again at once and ends the connection */
+    (void)send(sv[1], "more", 4, MSG_NOSIGNAL);
+    assert_true(recv(sv[0], buf, sizeof buf, 0) <= 0);
     close(sv[0]);
     close(sv[1]);
     assert_false(chat_rawguard_registered(sv[0]));
