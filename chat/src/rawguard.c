@@ -596,8 +596,12 @@ static struct guard *guard_of(int fd)
 void chat_rawguard_reset(int fd)
 {
     struct guard *g = guard_of(fd);
-    if (!g)
+    if (!g) {
+        if (on_lws_thread && fd >= 0)
+            cm_warn("rawguard: fd %d is beyond the %zu the guard covers: its upgrade is refused",
+                    fd, nguards);
         return;
+    }
     memset(g, 0, sizeof *g);
     g->armed = true;
 }
@@ -618,6 +622,8 @@ void chat_rawguard_detach(int fd)
 
 bool chat_rawguard_violated(int fd)
 {
+    if (on_lws_thread && fd >= 0 && (size_t)fd >= nguards)
+        return true; /* a socket the guard cannot cover is refused, not let through */
     struct guard *g = guard_of(fd);
     return g && g->scan.phase == 2;
 }

@@ -83,7 +83,8 @@ void chat_rawguard_reset(int fd);
 void chat_rawguard_attach(int fd, void *conn);
 void chat_rawguard_detach(int fd);
 /* True if fd's stream broke a rule since its last chat_rawguard_reset() (also after the
- * fd was closed, until it is registered again). */
+ * fd was closed, until it is registered again), and for every fd beyond max_fds (fail
+ * closed: conn.c refuses such an upgrade at ESTABLISHED). */
 bool chat_rawguard_violated(int fd);
 /* True while fd is registered (reset and not yet closed) on the calling thread's guard. */
 bool chat_rawguard_registered(int fd);

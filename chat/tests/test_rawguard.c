@@ -334,6 +334,22 @@ static void test_other_threads_pass(void **state)
     close(sv[1]);
 }
 
+/* A socket whose number the registry cannot hold is refused, not let through. */
+static void test_fd_beyond_the_registry_is_refused(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    int big = dup2(sv[0], 1500); /* setup() sized the registry for 1024 */
+    assert_int_equal(big, 1500);
+    chat_rawguard_reset(big);
+    assert_false(chat_rawguard_registered(big));
+    assert_true(chat_rawguard_violated(big));
+    close(big);
+    close(sv[0]);
+    close(sv[1]);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -363,6 +379,7 @@ int main(void)
         cmocka_unit_test(test_unregistered_socket_passes),
         cmocka_unit_test(test_recycled_fd_number_passes),
         cmocka_unit_test(test_other_threads_pass),
+        cmocka_unit_test(test_fd_beyond_the_registry_is_refused),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
