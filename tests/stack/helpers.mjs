@@ -10,10 +10,12 @@ import { sleep } from '../lib/proc.mjs';
 export const WAIT_MS = Number(process.env.PARLEY_WAIT_MS || 20000);
 
 // Opens a WebSocket and keeps every JSON frame it receives. next(pred) resolves with the
-// first frame (not yet taken) that matches, or rejects after WAIT_MS.
-export function openChat(url, token, { headers } = {}) {
-  const wsUrl = url.replace(/^http/, 'ws') + '/ws' + (token ? `?access_token=${encodeURIComponent(token)}` : '');
-  const ws = new WebSocket(wsUrl, { headers });
+// first frame (not yet taken) that matches, or rejects after WAIT_MS. The token goes in an
+// "Authorization: Bearer" header (nginx refuses a token in the URL: it would reach logs).
+export function openChat(url, token, { headers, localAddress } = {}) {
+  const wsUrl = url.replace(/^http/, 'ws') + '/ws';
+  const ws = new WebSocket(wsUrl, { headers: { ...(token ? { authorization: `Bearer ${token}` } : {}),
+    ...headers }, localAddress });
   const c = { ws, frames: [], waiters: [], closed: null };
   const feed = () => {
     for (const w of [...c.waiters]) {

@@ -46,7 +46,7 @@ test('render-conf refuses values that could inject nginx directives', () => {
     const base = { PATH: process.env.PATH, NGINX_RUN_DIR: d, NGINX_STATIC_DIR: join(ROOT, 'website', 'static') };
     const ok = spawnSync('bash', [join(ROOT, 'nginx', 'render-conf')], { encoding: 'utf8', env: base });
     assert.equal(ok.status, 0, ok.stderr);
-    assert.match(ok.stdout, /listen 8080;/);
+    assert.match(ok.stdout, /listen 8080( reuseport)?;/);
     assert.match(ok.stdout, /server 127\.0\.0\.1:8082;/);
     assert.ok(!/\$\{NGINX_/.test(ok.stdout), 'every placeholder filled');
     // nginx itself accepts the result.
