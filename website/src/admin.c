@@ -4,7 +4,7 @@
 #include "db.h"
 #include "page.h"
 #include "rooms.h"
-#include "router.h"
+#include "handlers.h"
 #include "session.h"
 
 #include <stdio.h>
@@ -17,7 +17,7 @@ void web_h_admin_get(struct web_req *r)
 {
     if (!web_page_user(r))
         return;
-    if (!r->sess.user.is_admin) {
+    if (!r->sess->user.is_admin) {
         web_page_error(r, 403, "Only admins can see this page.");
         return;
     }
@@ -39,7 +39,7 @@ void web_h_admin_get(struct web_req *r)
         web_page_db_error(r, rc);
         return;
     }
-    const char *csrf = r->sess.csrf;
+    const char *csrf = r->sess->csrf;
     struct cm_buf ub, rb, act;
     cm_buf_init(&ub);
     cm_buf_init(&rb);
@@ -48,7 +48,7 @@ void web_h_admin_get(struct web_req *r)
         const char *id = PQgetvalue(users, i, 0);
         bool admin = PQgetvalue(users, i, 3)[0] == 't';
         bool banned = PQgetvalue(users, i, 4)[0] == 't';
-        bool self = strtoll(id, NULL, 10) == r->sess.user.id;
+        bool self = strtoll(id, NULL, 10) == r->sess->user.id;
         cm_buf_init(&act);
         struct web_var fv[] = {WEB_VAR("id", id), WEB_VAR("csrf", csrf)};
         if (self)
@@ -102,7 +102,7 @@ static void user_action(struct web_req *r, enum admin_action what)
         web_redirect(r, "/login");
         return;
     }
-    if (r->sess.user.banned || !r->sess.user.is_admin) {
+    if (r->sess->user.banned || !r->sess->user.is_admin) {
         web_page_error(r, 403, "Only admins can do that.");
         return;
     }
@@ -120,7 +120,7 @@ static void user_action(struct web_req *r, enum admin_action what)
     }
     memcpy(id, r->param, r->param_len);
     id[r->param_len] = '\0';
-    if (what == BAN && strtoll(id, NULL, 10) == r->sess.user.id) {
+    if (what == BAN && strtoll(id, NULL, 10) == r->sess->user.id) {
         web_page_error(r, 400, "You cannot ban yourself.");
         return;
     }
@@ -154,7 +154,7 @@ static void user_action(struct web_req *r, enum admin_action what)
         web_page_error(r, 404, "There is no such user.");
         return;
     }
-    cm_info("admin %lld %s user %s", r->sess.user.id, names[what], id);
+    cm_info("admin %lld %s user %s", r->sess->user.id, names[what], id);
     web_redirect(r, "/admin");
 }
 

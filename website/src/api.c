@@ -4,7 +4,7 @@
 #include "csrf.h"
 #include "db.h"
 #include "rooms.h"
-#include "router.h"
+#include "handlers.h"
 #include "session.h"
 #include "validate.h"
 
@@ -26,7 +26,7 @@ static bool api_user(struct web_req *r)
         web_json_error(r, 401, "unauthorized", "Log in first.");
         return false;
     }
-    if (r->sess.user.banned) {
+    if (r->sess->user.banned) {
         web_json_error(r, 403, "banned", "This account is banned.");
         return false;
     }
@@ -65,7 +65,7 @@ void web_h_api_token_post(struct web_req *r)
     }
     struct cm_token_claims c;
     char *jwt = NULL;
-    if (cm_token_claims_init(&c, r->sess.user.email, r->sess.user.public_id, r->sess.user.name,
+    if (cm_token_claims_init(&c, r->sess->user.email, r->sess->user.public_id, r->sess->user.name,
                              room, (int64_t)time(NULL), web_cfg.token_ttl) < 0 ||
         cm_token_sign(&c, (const unsigned char *)web_cfg.jwt_secret, strlen(web_cfg.jwt_secret),
                       &jwt) != CM_TOKEN_OK) {
@@ -78,11 +78,11 @@ void web_h_api_token_post(struct web_req *r)
     cJSON_AddStringToObject(o, "ws_url", "/ws");
     cJSON_AddStringToObject(o, "room", room);
     cJSON *u = cJSON_AddObjectToObject(o, "user");
-    cJSON_AddStringToObject(u, "id", r->sess.user.public_id);
-    cJSON_AddStringToObject(u, "email", r->sess.user.email);
-    cJSON_AddStringToObject(u, "name", r->sess.user.name);
+    cJSON_AddStringToObject(u, "id", r->sess->user.public_id);
+    cJSON_AddStringToObject(u, "email", r->sess->user.email);
+    cJSON_AddStringToObject(u, "name", r->sess->user.name);
     free(jwt);
-    cm_info("issued a chat token for user %lld in room %s", r->sess.user.id, room);
+    cm_info("issued a chat token for user %lld in room %s", r->sess->user.id, room);
     web_json(r, 200, o);
 }
 

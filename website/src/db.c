@@ -1,8 +1,10 @@
 #include "db.h"
 
 #include "cm_log.h"
+#include "cm_util.h"
 #include "cm_alloc.h"
 #include "config.h"
+#include "migrate.h"
 
 #include <pthread.h>
 #include <stdio.h>

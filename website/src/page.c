@@ -29,10 +29,10 @@ void web_page(struct web_req *r, unsigned status, const char *title, const char 
     int rc = web_tpl_render(&content, tpl, v, n + 1);
     if (head_tpl)
         rc |= web_tpl_render(&head, head_tpl, v, n + 1);
-    if (r->has_sess && !r->sess.user.banned) {
-        if (r->sess.user.is_admin)
+    if (r->has_sess && !r->sess->user.banned) {
+        if (r->sess->user.is_admin)
             rc |= web_tpl_render(&admin, "nav_admin.html", NULL, 0);
-        struct web_var nv[] = {WEB_VAR("name", r->sess.user.name), WEB_VAR("csrf", csrf),
+        struct web_var nv[] = {WEB_VAR("name", r->sess->user.name), WEB_VAR("csrf", csrf),
                                WEB_RAW("admin", admin.data)};
         rc |= web_tpl_render(&nav, "nav_user.html", nv, 3);
     } else {
@@ -107,7 +107,7 @@ bool web_page_user(struct web_req *r)
         web_redirect(r, "/login");
         return false;
     }
-    if (r->sess.user.banned) {
+    if (r->sess->user.banned) {
         web_page_error(r, 403, "This account is banned.");
         return false;
     }

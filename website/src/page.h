@@ -4,7 +4,7 @@
 #define WEB_PAGE_H
 
 #include "form.h"
-#include "http.h"
+#include "req.h"
 #include "template.h"
 
 #define WEB_PAGE_MAX_VARS 24

@@ -6,7 +6,7 @@
 #include "cm_alloc.h"
 #include "db.h"
 #include "page.h"
-#include "router.h"
+#include "handlers.h"
 #include "session.h"
 #include "validate.h"
 
@@ -66,7 +66,7 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
         return;
     }
     /* The csrf token for the per-room delete forms. */
-    const char *csrf = r->sess.csrf;
+    const char *csrf = r->sess->csrf;
     struct cm_buf items, actions;
     cm_buf_init(&items);
     int trc = 0;
@@ -74,7 +74,7 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
     for (int i = 0; i < n; i++) {
         cm_buf_init(&actions);
         long long owner = strtoll(PQgetvalue(res, i, 4), NULL, 10);
-        if (owner == r->sess.user.id || r->sess.user.is_admin) {
+        if (owner == r->sess->user.id || r->sess->user.is_admin) {
             struct web_var dv[] = {WEB_VAR("name", PQgetvalue(res, i, 0)), WEB_VAR("csrf", csrf)};
             trc |= web_tpl_render(&actions, "room_delete_form.html", dv, 2);
         }
@@ -130,7 +130,7 @@ void web_h_rooms_post(struct web_req *r)
         web_redirect(r, "/login");
         goto out;
     }
-    if (r->sess.user.banned) {
+    if (r->sess->user.banned) {
         web_page_error(r, 403, "This account is banned.");
         goto out;
     }
@@ -159,7 +159,7 @@ void web_h_rooms_post(struct web_req *r)
     char *title = cm_xstrndup(fm.title, fm.title_len);
     char *desc = cm_xstrndup(fm.description, fm.description_len);
     char owner[24];
-    snprintf(owner, sizeof owner, "%lld", r->sess.user.id);
+    snprintf(owner, sizeof owner, "%lld", r->sess->user.id);
     const char *p[4] = {name, title, desc, owner};
     enum web_db_rc rc = web_db_query(
         r, NULL, "INSERT INTO rooms (name, title, description, owner_id) VALUES ($1, $2, $3, $4)",
@@ -170,7 +170,7 @@ void web_h_rooms_post(struct web_req *r)
     } else if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
     } else {
-        cm_info("user %lld created room %s", r->sess.user.id, name);
+        cm_info("user %lld created room %s", r->sess->user.id, name);
         char loc[64];
         snprintf(loc, sizeof loc, "/rooms/%s", name);
         web_redirect(r, loc);
@@ -217,8 +217,8 @@ void web_h_room_get(struct web_req *r)
     struct web_var v[] = {
         WEB_VAR("room", name),
         WEB_VAR("room_title", PQgetvalue(res, 0, 0)),
-        WEB_VAR("user_email", r->sess.user.email),
-        WEB_VAR("user_name", r->sess.user.name),
+        WEB_VAR("user_email", r->sess->user.email),
+        WEB_VAR("user_name", r->sess->user.name),
     };
     web_page(r, 200, PQgetvalue(res, 0, 0), "room_head.html", "room.html", v, 4);
     PQclear(res);
@@ -234,7 +234,7 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
         web_redirect(r, "/login");
         return;
     }
-    if (r->sess.user.banned || (admin_only && !r->sess.user.is_admin)) {
+    if (r->sess->user.banned || (admin_only && !r->sess->user.is_admin)) {
         web_page_error(r, 403, "You may not do that.");
         return;
     }
@@ -258,7 +258,7 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
     char id[24];
     snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 1));
     PQclear(res);
-    if (owner != r->sess.user.id && !r->sess.user.is_admin) {
+    if (owner != r->sess->user.id && !r->sess->user.is_admin) {
         web_page_error(r, 403, "Only the room's owner or an admin can delete it.");
         return;
     }
@@ -270,7 +270,7 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
         web_page_db_error(r, rc);
         return;
     }
-    cm_info("user %lld deleted room %s", r->sess.user.id, name);
+    cm_info("user %lld deleted room %s", r->sess->user.id, name);
     web_redirect(r, back);
 }
 

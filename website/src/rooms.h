@@ -2,7 +2,7 @@
 #ifndef WEB_ROOMS_H
 #define WEB_ROOMS_H
 
-#include "http.h"
+#include "req.h"
 
 #define WEB_ROOMS_LIST_MAX 200 /* rows on one rooms page or API answer */
 

@@ -1,10 +1,10 @@
-/* Accounts: landing page, registration, login, logout, and the first admin. */
+/* Accounts: landing page, registration, login, logout. */
 #include "cm_log.h"
 #include "config.h"
 #include "db.h"
 #include "page.h"
 #include "password.h"
-#include "router.h"
+#include "handlers.h"
 #include "session.h"
 #include "validate.h"
 
@@ -14,7 +14,7 @@
 void web_h_home(struct web_req *r)
 {
     enum web_db_rc rc = web_session_load(r);
-    if (rc == WEB_DB_OK && r->has_sess && !r->sess.user.banned) {
+    if (rc == WEB_DB_OK && r->has_sess && !r->sess->user.banned) {
         web_redirect(r, "/rooms");
         return;
     }
@@ -112,7 +112,7 @@ static void login_form(struct web_req *r, unsigned status, const char *email, si
 void web_h_login_get(struct web_req *r)
 {
     enum web_db_rc rc = web_session_load(r);
-    if (rc == WEB_DB_OK && r->has_sess && !r->sess.user.banned) {
+    if (rc == WEB_DB_OK && r->has_sess && !r->sess->user.banned) {
         web_redirect(r, "/rooms");
         return;
     }
@@ -190,37 +190,4 @@ void web_h_logout_post(struct web_req *r)
         return;
     }
     web_redirect(r, "/login");
-}
-
-int web_admin_bootstrap(PGconn *c)
-{
-    if (!web_cfg.admin_email[0])
-        return 0;
-    const char *p1[1] = {web_cfg.admin_email};
-    PGresult *res =
-        PQexecParams(c, "SELECT 1 FROM users WHERE email = $1", 1, NULL, p1, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        cm_error("admin bootstrap: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return -1;
-    }
-    bool exists = PQntuples(res) > 0;
-    PQclear(res);
-    if (exists)
-        return 0;
-    char hash[WEB_HASH_MAX];
-    if (web_password_hash(web_cfg.admin_password, strlen(web_cfg.admin_password), hash) < 0)
-        return -1;
-    const char *p[3] = {web_cfg.admin_email, "Admin", hash};
-    res = PQexecParams(c,
-                       "INSERT INTO users (email, name, password_hash, is_admin) "
-                       "VALUES ($1, $2, $3, true) ON CONFLICT (email) DO NOTHING",
-                       3, NULL, p, NULL, NULL, 0);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-    if (rc < 0)
-        cm_error("admin bootstrap: %s", PQresultErrorMessage(res));
-    else if (strcmp(PQcmdTuples(res), "1") == 0) /* 0: another replica was first */
-        cm_info("admin bootstrap: created admin account %s", web_cfg.admin_email);
-    PQclear(res);
-    return rc;
 }
