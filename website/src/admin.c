@@ -15,12 +15,8 @@
 
 void web_h_admin_get(struct web_req *r)
 {
-    if (!web_page_user(r))
+    if (!web_page_begin(r, WEB_NEED_ADMIN, NULL))
         return;
-    if (!r->sess->user.is_admin) {
-        web_page_error(r, 403, "Only admins can see this page.");
-        return;
-    }
     char limit[16];
     snprintf(limit, sizeof limit, "%d", WEB_ADMIN_LIST_MAX);
     const char *p[1] = {limit};
@@ -95,17 +91,9 @@ enum admin_action { BAN, UNBAN, PROMOTE };
 static void user_action(struct web_req *r, enum admin_action what)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM | WEB_NEED_ADMIN, &f))
         return;
     web_form_free(&f);
-    if (!r->has_sess) {
-        web_redirect(r, "/login");
-        return;
-    }
-    if (r->sess->user.banned || !r->sess->user.is_admin) {
-        web_page_error(r, 403, "Only admins can do that.");
-        return;
-    }
     /* The id is 1..18 digits: anything else names no user. */
     char id[24];
     if (r->param_len == 0 || r->param_len > 18) {

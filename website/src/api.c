@@ -94,23 +94,13 @@ void web_h_api_rooms_get(struct web_req *r)
     if (!q)
         q = "";
     size_t ql = strlen(q);
-    if (ql > 4 * WEB_SEARCH_MAX || !web_text_clean(q, ql, 0)) {
-        web_json_error(r, 400, "bad_request", "The search text is too long or malformed.");
+    const char *qerr = web_rooms_query_check(q, ql);
+    if (qerr) {
+        web_json_error(r, 400, "bad_request", qerr);
         return;
     }
-    char *pat = web_like_escape(q, ql);
-    char limit[16];
-    snprintf(limit, sizeof limit, "%d", WEB_ROOMS_LIST_MAX);
-    const char *p[2] = {pat, limit};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res,
-                                     "SELECT r.name, r.title, r.description, u.name FROM rooms r "
-                                     "JOIN users u ON u.id = r.owner_id "
-                                     "WHERE $1 = '' OR r.name ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                                     "OR r.title ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                                     "ORDER BY r.name LIMIT $2::int",
-                                     2, p);
-    free(pat);
+    enum web_db_rc rc = web_rooms_search(r, q, ql, &res);
     if (rc != WEB_DB_OK) {
         web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
                        "The database is not reachable right now.");
@@ -119,10 +109,10 @@ void web_h_api_rooms_get(struct web_req *r)
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; i < PQntuples(res); i++) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 0));
-        cJSON_AddStringToObject(o, "title", PQgetvalue(res, i, 1));
-        cJSON_AddStringToObject(o, "description", PQgetvalue(res, i, 2));
-        cJSON_AddStringToObject(o, "owner", PQgetvalue(res, i, 3));
+        cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, WEB_ROOM_NAME));
+        cJSON_AddStringToObject(o, "title", PQgetvalue(res, i, WEB_ROOM_TITLE));
+        cJSON_AddStringToObject(o, "description", PQgetvalue(res, i, WEB_ROOM_DESCRIPTION));
+        cJSON_AddStringToObject(o, "owner", PQgetvalue(res, i, WEB_ROOM_OWNER_NAME));
         cJSON_AddItemToArray(arr, o);
     }
     PQclear(res);

@@ -96,32 +96,9 @@ void web_page_db_error(struct web_req *r, int rc)
         web_page_error(r, 500, "Something went wrong on our side.");
 }
 
-bool web_page_user(struct web_req *r)
+/* The form check: content type, syntax, CSRF token. */
+static bool page_form(struct web_req *r, struct web_form *f)
 {
-    enum web_db_rc rc = web_session_load(r);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
-        return false;
-    }
-    if (!r->has_sess) {
-        web_redirect(r, "/login");
-        return false;
-    }
-    if (r->sess->user.banned) {
-        web_page_error(r, 403, "This account is banned.");
-        return false;
-    }
-    return true;
-}
-
-bool web_page_form(struct web_req *r, struct web_form *f)
-{
-    memset(f, 0, sizeof *f);
-    enum web_db_rc rc = web_session_load(r);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
-        return false;
-    }
     const char *ct = web_req_header(r, "Content-Type");
     static const char want[] = "application/x-www-form-urlencoded";
     if (r->body.len > 0 && (!ct || strncmp(ct, want, sizeof want - 1) != 0 ||
@@ -141,6 +118,36 @@ bool web_page_form(struct web_req *r, struct web_form *f)
                        "The form has expired or did not come from this site. Reload "
                        "the page and try again.");
         return false;
+    }
+    return true;
+}
+
+bool web_page_begin(struct web_req *r, unsigned need, struct web_form *f)
+{
+    if (f)
+        memset(f, 0, sizeof *f);
+    enum web_db_rc rc = web_session_load(r);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return false;
+    }
+    if ((need & WEB_NEED_FORM) && !page_form(r, f))
+        return false;
+    if (need & (WEB_NEED_USER | WEB_NEED_ADMIN)) {
+        const char *refusal = NULL;
+        if (!r->has_sess)
+            web_redirect(r, "/login");
+        else if (r->sess->user.banned)
+            refusal = "This account is banned.";
+        else if ((need & WEB_NEED_ADMIN) && !r->sess->user.is_admin)
+            refusal = "Only admins can do that.";
+        if (!r->has_sess || refusal) {
+            if (refusal)
+                web_page_error(r, 403, refusal);
+            if (need & WEB_NEED_FORM)
+                web_form_free(f);
+            return false;
+        }
     }
     return true;
 }

@@ -74,4 +74,3 @@ void web_json_error(struct web_req *r, unsigned status, const char *code, const 
     cJSON_AddStringToObject(o, "message", message);
     web_json(r, status, o);
 }
-

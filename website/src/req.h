@@ -43,8 +43,8 @@ struct web_req {
     bool db_failed;         /* a query found the database down: answer 503 */
 
     bool sess_loaded;
-    bool has_sess;            /* then sess is set */
-    struct web_session *sess; /* owned (session.c fills it, completion frees it), or NULL */
+    bool has_sess;                    /* then sess is set */
+    struct web_session *sess;         /* owned (session.c fills it, completion frees it), or NULL */
     char csrf_anon[WEB_CSRF_LEN + 1]; /* pre-login CSRF cookie value, "" if none yet */
 
     /* response */

@@ -28,6 +28,32 @@ char *web_like_escape(const char *s, size_t len)
     return cm_buf_take(&b, NULL);
 }
 
+const char *web_rooms_query_check(const char *q, size_t len)
+{
+    if (!web_text_clean(q, len, 0) || cm_utf8_count(q, len) > WEB_SEARCH_MAX)
+        return "The search text is too long or contains characters that are not allowed.";
+    return NULL;
+}
+
+enum web_db_rc web_rooms_search(struct web_req *r, const char *q, size_t len, PGresult **res)
+{
+    char *pat = web_like_escape(q, len);
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", WEB_ROOMS_LIST_MAX);
+    const char *p[2] = {pat, limit};
+    enum web_db_rc rc =
+        web_db_query(r, res,
+                     "SELECT r.name, r.title, r.description, u.name, r.owner_id FROM rooms r "
+                     "JOIN users u ON u.id = r.owner_id "
+                     "WHERE $1 = '' OR r.name ILIKE '%' || $1 || '%' ESCAPE '\\' "
+                     "OR r.title ILIKE '%' || $1 || '%' ESCAPE '\\' "
+                     "OR r.description ILIKE '%' || $1 || '%' ESCAPE '\\' "
+                     "ORDER BY r.name LIMIT $2::int",
+                     2, p);
+    free(pat);
+    return rc;
+}
+
 struct room_form {
     const char *name, *title, *description;
     size_t name_len, title_len, description_len;
@@ -40,27 +66,13 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
     if (!q)
         q = "";
     size_t ql = strlen(q);
-    if (!web_text_clean(q, ql, 0) || cm_utf8_count(q, ql) > WEB_SEARCH_MAX) {
-        web_page_error(r, 400,
-                       "The search text is too long or contains characters that are "
-                       "not allowed.");
+    const char *qerr = web_rooms_query_check(q, ql);
+    if (qerr) {
+        web_page_error(r, 400, qerr);
         return;
     }
-    char *pat = web_like_escape(q, ql);
-    char limit[16];
-    snprintf(limit, sizeof limit, "%d", WEB_ROOMS_LIST_MAX);
-    const char *p[2] = {pat, limit};
     PGresult *res;
-    enum web_db_rc rc =
-        web_db_query(r, &res,
-                     "SELECT r.name, r.title, r.description, u.name, r.owner_id FROM rooms r "
-                     "JOIN users u ON u.id = r.owner_id "
-                     "WHERE $1 = '' OR r.name ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                     "OR r.title ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                     "OR r.description ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                     "ORDER BY r.name LIMIT $2::int",
-                     2, p);
-    free(pat);
+    enum web_db_rc rc = web_rooms_search(r, q, ql, &res);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return;
@@ -73,16 +85,17 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
         cm_buf_init(&actions);
-        long long owner = strtoll(PQgetvalue(res, i, 4), NULL, 10);
+        long long owner = strtoll(PQgetvalue(res, i, WEB_ROOM_OWNER_ID), NULL, 10);
         if (owner == r->sess->user.id || r->sess->user.is_admin) {
-            struct web_var dv[] = {WEB_VAR("name", PQgetvalue(res, i, 0)), WEB_VAR("csrf", csrf)};
+            struct web_var dv[] = {WEB_VAR("name", PQgetvalue(res, i, WEB_ROOM_NAME)),
+                                   WEB_VAR("csrf", csrf)};
             trc |= web_tpl_render(&actions, "room_delete_form.html", dv, 2);
         }
         struct web_var iv[] = {
-            WEB_VAR("name", PQgetvalue(res, i, 0)),
-            WEB_VAR("title", PQgetvalue(res, i, 1)),
-            WEB_VAR("description", PQgetvalue(res, i, 2)),
-            WEB_VAR("owner", PQgetvalue(res, i, 3)),
+            WEB_VAR("name", PQgetvalue(res, i, WEB_ROOM_NAME)),
+            WEB_VAR("title", PQgetvalue(res, i, WEB_ROOM_TITLE)),
+            WEB_VAR("description", PQgetvalue(res, i, WEB_ROOM_DESCRIPTION)),
+            WEB_VAR("owner", PQgetvalue(res, i, WEB_ROOM_OWNER_NAME)),
             WEB_RAW("actions", actions.data),
         };
         trc |= web_tpl_render(&items, "room_item.html", iv, 5);
@@ -116,7 +129,7 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
 
 void web_h_rooms_get(struct web_req *r)
 {
-    if (!web_page_user(r))
+    if (!web_page_begin(r, WEB_NEED_USER, NULL))
         return;
     rooms_page(r, 200, NULL);
 }
@@ -124,16 +137,8 @@ void web_h_rooms_get(struct web_req *r)
 void web_h_rooms_post(struct web_req *r)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM | WEB_NEED_USER, &f))
         return;
-    if (!r->has_sess) {
-        web_redirect(r, "/login");
-        goto out;
-    }
-    if (r->sess->user.banned) {
-        web_page_error(r, 403, "This account is banned.");
-        goto out;
-    }
     struct room_form fm = {0};
     fm.name = web_form_get(&f, "name", &fm.name_len);
     fm.title = web_form_get(&f, "title", &fm.title_len);
@@ -200,7 +205,7 @@ void web_h_room_get(struct web_req *r)
     char name[CM_ROOM_MAX + 1];
     if (!room_param(r, name))
         return;
-    if (!web_page_user(r))
+    if (!web_page_begin(r, WEB_NEED_USER, NULL))
         return;
     const char *p[1] = {name};
     PGresult *res;
@@ -227,17 +232,9 @@ void web_h_room_get(struct web_req *r)
 void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM | (admin_only ? WEB_NEED_ADMIN : WEB_NEED_USER), &f))
         return;
     web_form_free(&f);
-    if (!r->has_sess) {
-        web_redirect(r, "/login");
-        return;
-    }
-    if (r->sess->user.banned || (admin_only && !r->sess->user.is_admin)) {
-        web_page_error(r, 403, "You may not do that.");
-        return;
-    }
     char name[CM_ROOM_MAX + 1];
     if (!room_param(r, name))
         return;

@@ -42,7 +42,7 @@ void web_h_register_get(struct web_req *r)
 void web_h_register_post(struct web_req *r)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM, &f))
         return;
     size_t el = 0, nl = 0, pl = 0;
     const char *email = web_form_get(&f, "email", &el);
@@ -122,7 +122,7 @@ void web_h_login_get(struct web_req *r)
 void web_h_login_post(struct web_req *r)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM, &f))
         return;
     size_t el = 0, pl = 0;
     const char *email = web_form_get(&f, "email", &el);
@@ -181,7 +181,7 @@ out:
 void web_h_logout_post(struct web_req *r)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM, &f))
         return;
     web_form_free(&f);
     enum web_db_rc rc = web_session_destroy(r, true);
