@@ -55,10 +55,11 @@ void web_h_register_post(struct web_req *r)
     if (!pw)
         pw = "";
     web_trim(&email, &el);
-    web_trim(&name, &nl);
     char norm[WEB_EMAIL_MAX + 1];
+    char namez[WEB_NAME_BYTES + 1];
     const char *ee = web_valid_email(email, el, norm);
-    const char *ne = web_valid_name(name, nl);
+    const char *ne = web_valid_name(name, nl, namez);
+    web_trim(&name, &nl);
     const char *pe = web_valid_password(pw, pl);
     if (ee || ne || pe) {
         /* The user's input goes back into the form (escaped), except the password. Invalid
@@ -71,8 +72,6 @@ void web_h_register_post(struct web_req *r)
         web_page_error(r, 503, "The server is busy. Try again shortly.");
         goto out;
     }
-    char namez[CM_NAME_MAX * 4 + 1];
-    snprintf(namez, sizeof namez, "%.*s", (int)nl, name);
     const char *p[3] = {norm, namez, hash};
     PGresult *res;
     enum web_db_rc rc = web_db_query(
