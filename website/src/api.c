@@ -18,6 +18,8 @@ static bool api_user(struct web_req *r)
 {
     enum web_db_rc rc = web_session_load(r);
     if (rc != WEB_DB_OK) {
+        if (rc == WEB_DB_DOWN)
+            web_resp_header(r, "Retry-After", "%d", WEB_RETRY_AFTER_S);
         web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
                        "The database is not reachable right now.");
         return false;

@@ -5,7 +5,8 @@
 #ifndef WEB_HTTP_H
 #define WEB_HTTP_H
 
-/* Starts and stops the MHD daemon (threading mode and limits from web_cfg). */
+/* Starts and stops the MHD daemon (threading mode and limits from web_cfg). Stop the hash
+ * pool (web_hash_pool_stop) before web_http_stop. */
 int web_http_start(void);
 void web_http_stop(void);
 

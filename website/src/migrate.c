@@ -77,6 +77,12 @@ static int apply_one(PGconn *c, const struct web_embedded *m, long v)
 
 int web_migrate(PGconn *c)
 {
+    /* A migration may build an index over a large table: the per-query deadline the pool
+     * sets for requests (WEB_DB_TIMEOUT_MS) does not apply here. RESET at the end restores
+     * the connection's own setting. */
+    if (!exec_ok(c, "SET statement_timeout = 0", 0, NULL, NULL) ||
+        !exec_ok(c, "SET lock_timeout = 0", 0, NULL, NULL))
+        return -1;
     if (!exec_ok(c, "SELECT pg_advisory_lock(" WEB_MIGRATE_LOCK_KEY ")", 0, NULL, NULL))
         return -1;
     int rc = -1;
@@ -100,7 +106,9 @@ int web_migrate(PGconn *c)
     }
     rc = 0;
 out:
-    if (!exec_ok(c, "SELECT pg_advisory_unlock(" WEB_MIGRATE_LOCK_KEY ")", 0, NULL, NULL))
+    if (!exec_ok(c, "SELECT pg_advisory_unlock(" WEB_MIGRATE_LOCK_KEY ")", 0, NULL, NULL) ||
+        !exec_ok(c, "RESET statement_timeout", 0, NULL, NULL) ||
+        !exec_ok(c, "RESET lock_timeout", 0, NULL, NULL))
         rc = -1;
     return rc;
 }

@@ -74,6 +74,8 @@ static const char *status_title(unsigned status)
         return "Request too large";
     case 415:
         return "Unsupported form encoding";
+    case 429:
+        return "Too many requests";
     case 503:
         return "Service unavailable";
     default:
@@ -88,10 +90,16 @@ void web_page_error(struct web_req *r, unsigned status, const char *message)
     web_page(r, status, title, NULL, "error.html", v, 2);
 }
 
+void web_page_busy(struct web_req *r, const char *message)
+{
+    web_resp_header(r, "Retry-After", "%d", WEB_RETRY_AFTER_S);
+    web_page_error(r, 503, message);
+}
+
 void web_page_db_error(struct web_req *r, int rc)
 {
     if (rc == WEB_DB_DOWN)
-        web_page_error(r, 503, "The database is not reachable right now. Try again shortly.");
+        web_page_busy(r, "The database is not reachable right now. Try again in a few seconds.");
     else
         web_page_error(r, 500, "Something went wrong on our side.");
 }

@@ -33,7 +33,12 @@ enum {
  * WEB_NEED_FORM. */
 bool web_page_begin(struct web_req *r, unsigned need, struct web_form *f);
 
-/* Maps a failed database call to its page: 503 when down, 500 otherwise. */
+/* 503 with Retry-After: the server is too busy (or a dependency too slow) for this request
+ * right now; message says what to do. */
+void web_page_busy(struct web_req *r, const char *message);
+
+/* Maps a failed database call to its page: 503 (with Retry-After) when down or too slow,
+ * 500 otherwise. */
 void web_page_db_error(struct web_req *r, int rc);
 
 #endif

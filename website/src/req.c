@@ -16,6 +16,16 @@ const char *web_req_arg(struct web_req *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+void web_req_hash(struct web_req *r, struct web_hash_job *job, void (*then)(struct web_req *r),
+                  void *ctx, void (*ctx_free)(void *ctx))
+{
+    r->hash = job;
+    r->then = then;
+    r->hash_pending = true;
+    r->ctx = ctx;
+    r->ctx_free = ctx_free;
+}
+
 void web_resp_header(struct web_req *r, const char *name, const char *fmt, ...)
 {
     if (r->nhdr == WEB_MAX_RESP_HEADERS) {

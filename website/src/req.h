@@ -15,7 +15,8 @@
 
 #define WEB_MAX_RESP_HEADERS 8
 #define WEB_IP_MAX 64
-#define WEB_CSRF_LEN 64 /* hex characters: 256 random bits */
+#define WEB_RETRY_AFTER_S 5 /* Retry-After of a 503 (busy, database down) */
+#define WEB_CSRF_LEN 64     /* hex characters: 256 random bits */
 
 struct web_resp_header {
     const char *name; /* static string */
@@ -24,6 +25,7 @@ struct web_resp_header {
 
 struct web_db_conn;
 struct web_session;
+struct web_hash_job;
 
 struct web_req {
     struct MHD_Connection *conn;
@@ -47,6 +49,15 @@ struct web_req {
     struct web_session *sess;         /* owned (session.c fills it, completion frees it), or NULL */
     char csrf_anon[WEB_CSRF_LEN + 1]; /* pre-login CSRF cookie value, "" if none yet */
 
+    /* Work handed off the worker thread (web_req_hash): http.c suspends the connection until
+     * the hash pool is done with `hash`, then calls `then`. */
+    struct web_hash_job *hash; /* owned */
+    void (*then)(struct web_req *r);
+    bool hash_pending; /* set by web_req_hash, cleared by http.c when it hands the job off */
+    bool suspended;
+    void *ctx; /* the handler's state across the hand-off, freed with ctx_free at completion */
+    void (*ctx_free)(void *ctx);
+
     /* response */
     unsigned status;
     struct cm_buf out;
@@ -61,6 +72,14 @@ struct web_req {
 /* Request accessors: borrowed strings valid until the request completes, NULL if absent. */
 const char *web_req_header(struct web_req *r, const char *name);
 const char *web_req_arg(struct web_req *r, const char *name);
+
+/* Hands job (owned from now on by the request) to the hash pool: when the handler returns,
+ * http.c suspends the connection (the worker thread serves others meanwhile) and, once the
+ * job is done, expired or failed, calls then(r) on a worker thread; then reads
+ * r->hash and sets the response. ctx (may be NULL) is the handler's state, freed with
+ * ctx_free when the request completes. */
+void web_req_hash(struct web_req *r, struct web_hash_job *job, void (*then)(struct web_req *r),
+                  void *ctx, void (*ctx_free)(void *ctx));
 
 /* Adds a response header (value formatted, owned by the request). */
 void web_resp_header(struct web_req *r, const char *name, const char *fmt, ...)
