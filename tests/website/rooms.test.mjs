@@ -136,7 +136,8 @@ test('search matches name, title and description; % and _ are literal', async ()
   assert.deepEqual(await found('RECIPES'), [names[1]]);
   assert.deepEqual(await found(tag), names);
   assert.deepEqual(await found('100%'), [names[1]]);
-  assert.deepEqual(await found('%'), [names[1]], '% is not a wildcard');
+  assert.deepEqual(await found('0% b'), [names[1]]);
+  assert.deepEqual(await found('0%b'), [], '% is not a wildcard');
   assert.deepEqual(await found(`s_${tag}`), [names[2]], '_ is not a wildcard');
   assert.deepEqual(await found('nothing-like-this'), []);
   const r = await bob.client.get(`/rooms?q=${encodeURIComponent('<b>x</b>')}`);

@@ -4,6 +4,7 @@
 #include "cm_log.h"
 #include "cm_buf.h"
 #include "cm_alloc.h"
+#include "config.h"
 #include "db.h"
 #include "page.h"
 #include "handlers.h"
@@ -32,24 +33,32 @@ const char *web_rooms_query_check(const char *q, size_t len)
 {
     if (!web_text_clean(q, len, 0) || cm_utf8_count(q, len) > WEB_SEARCH_MAX)
         return "The search text is too long or contains characters that are not allowed.";
+    /* Fewer than 3 characters hold no trigram: the index could not help and every room
+     * would be read. */
+    if (len > 0 && cm_utf8_count(q, len) < WEB_SEARCH_MIN)
+        return "Type at least 3 characters to search.";
     return NULL;
 }
 
 enum web_db_rc web_rooms_search(struct web_req *r, const char *q, size_t len, PGresult **res)
 {
-    char *pat = web_like_escape(q, len);
     char limit[16];
     snprintf(limit, sizeof limit, "%d", WEB_ROOMS_LIST_MAX);
+    if (len == 0) {
+        const char *p[1] = {limit};
+        return web_db_query(r, res,
+                            "SELECT r.name, r.title, r.description, u.name, r.owner_id "
+                            "FROM rooms r JOIN users u ON u.id = r.owner_id "
+                            "ORDER BY r.name LIMIT $1::int",
+                            1, p);
+    }
+    /* rooms_search (migration 003) reads the trigram index rooms_search_trgm_idx at every
+     * table size. The pattern is a parameter with LIKE's wildcards escaped: the user's % and
+     * _ are literal, and it holds no line feed (web_rooms_query_check), so a match never
+     * spans two columns. */
+    char *pat = web_like_escape(q, len);
     const char *p[2] = {pat, limit};
-    enum web_db_rc rc =
-        web_db_query(r, res,
-                     "SELECT r.name, r.title, r.description, u.name, r.owner_id FROM rooms r "
-                     "JOIN users u ON u.id = r.owner_id "
-                     "WHERE $1 = '' OR r.name ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                     "OR r.title ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                     "OR r.description ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                     "ORDER BY r.name LIMIT $2::int",
-                     2, p);
+    enum web_db_rc rc = web_db_query(r, res, "SELECT * FROM rooms_search($1, $2::int)", 2, p);
     free(pat);
     return rc;
 }
@@ -57,7 +66,7 @@ enum web_db_rc web_rooms_search(struct web_req *r, const char *q, size_t len, PG
 struct room_form {
     const char *name, *title, *description;
     size_t name_len, title_len, description_len;
-    const char *err_name, *err_title, *err_description;
+    const char *err_name, *err_title, *err_description, *err_form;
 };
 
 static void rooms_page(struct web_req *r, unsigned status, const struct room_form *fm)
@@ -106,7 +115,7 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
     PQclear(res);
     char count[32];
     snprintf(count, sizeof count, "%d", n);
-    struct room_form empty = {"", "", "", 0, 0, 0, NULL, NULL, NULL};
+    struct room_form empty = {"", "", "", 0, 0, 0, NULL, NULL, NULL, NULL};
     if (!fm)
         fm = &empty;
     struct web_var v[] = {
@@ -119,11 +128,12 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
         WEB_VAR("err_name", fm->err_name),
         WEB_VAR("err_title", fm->err_title),
         WEB_VAR("err_description", fm->err_description),
+        WEB_VAR("err_form", fm->err_form),
     };
     if (trc != 0)
         web_text(r, 500, "Internal error\n");
     else
-        web_page(r, status, "Rooms", NULL, "rooms.html", v, 9);
+        web_page(r, status, "Rooms", NULL, "rooms.html", v, 10);
     cm_buf_free(&items);
 }
 
@@ -163,17 +173,46 @@ void web_h_rooms_post(struct web_req *r)
     char *name = cm_xstrndup(fm.name, fm.name_len);
     char *title = cm_xstrndup(fm.title, fm.title_len);
     char *desc = cm_xstrndup(fm.description, fm.description_len);
-    char owner[24];
+    char owner[24], quota[24];
     snprintf(owner, sizeof owner, "%lld", r->sess->user.id);
-    const char *p[4] = {name, title, desc, owner};
+    snprintf(quota, sizeof quota, "%lld", web_cfg.rooms_per_hour);
+    const char *p[5] = {name, title, desc, owner, quota};
+    /* One statement takes a place in the user's hourly quota (room_quota, locked by ON
+     * CONFLICT DO UPDATE, so concurrent requests and other replicas count as one) and
+     * inserts the room. No row back: the quota is used up, nothing was inserted. A name
+     * conflict fails the whole statement, quota update included. */
+    PGresult *res;
     enum web_db_rc rc = web_db_query(
-        r, NULL, "INSERT INTO rooms (name, title, description, owner_id) VALUES ($1, $2, $3, $4)",
-        4, p);
+        r, &res,
+        "WITH q AS (INSERT INTO room_quota AS q (user_id, window_start, used) "
+        "VALUES ($4, now(), 1) ON CONFLICT (user_id) DO UPDATE SET "
+        "window_start = CASE WHEN q.window_start <= now() - interval '1 hour' THEN now() "
+        "ELSE q.window_start END, "
+        "used = CASE WHEN q.window_start <= now() - interval '1 hour' THEN 1 "
+        "ELSE q.used + 1 END "
+        "WHERE q.window_start <= now() - interval '1 hour' OR q.used < $5::int "
+        "RETURNING user_id) "
+        "INSERT INTO rooms (name, title, description, owner_id) "
+        "SELECT $1, $2, $3, user_id FROM q RETURNING id",
+        5, p);
+    int inserted = rc == WEB_DB_OK ? PQntuples(res) : 0;
+    if (rc == WEB_DB_OK)
+        PQclear(res);
     if (rc == WEB_DB_CONFLICT) {
         fm.err_name = "A room with this name already exists.";
         rooms_page(r, 409, &fm);
     } else if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
+    } else if (inserted == 0) {
+        cm_info("user %lld: room quota used up", r->sess->user.id);
+        char msg[160];
+        snprintf(msg, sizeof msg,
+                 "You have created %lld rooms within the last hour, the most allowed. Try "
+                 "again later.",
+                 web_cfg.rooms_per_hour);
+        fm.err_form = msg;
+        web_resp_header(r, "Retry-After", "%d", 600);
+        rooms_page(r, 429, &fm);
     } else {
         cm_info("user %lld created room %s", r->sess->user.id, name);
         char loc[64];

@@ -28,7 +28,8 @@ enum {
 const char *web_rooms_query_check(const char *q, size_t len);
 
 /* The one room search, for the rooms page and the API alike: rooms whose name, title or
- * description contains q (case-insensitive; "" lists all), by name, at most
+ * description contains q (case-insensitive, through the trigram indexes of migration 003;
+ * "" lists all), by name, at most
  * WEB_ROOMS_LIST_MAX rows of the WEB_ROOM_* columns. q must have passed
  * web_rooms_query_check. On WEB_DB_OK the caller PQclear()s *res. */
 enum web_db_rc web_rooms_search(struct web_req *r, const char *q, size_t len, PGresult **res);
