@@ -49,7 +49,7 @@ void web_hash_job_wait(struct web_hash_job *j);
 
 /* Results, valid once the job left PENDING. */
 enum web_hash_state web_hash_job_state(const struct web_hash_job *j);
-bool web_hash_job_ok(const struct web_hash_job *j);                  /* verify: matched */
+bool web_hash_job_ok(const struct web_hash_job *j);          /* verify: matched */
 const char *web_hash_job_hash(const struct web_hash_job *j); /* hash: the string made */
 
 /* Frees a job that is not PENDING (accepts NULL), wiping the password. */
