@@ -2,7 +2,13 @@
 // refused with a message that says why (docs/names.md); accepted names are stored normalised.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { startSite, newUser, uniq } from './helpers.mjs';
+import { startPostgres } from '../lib/pg.mjs';
+import { BIN, ROOT, freePort, startDaemon } from '../lib/proc.mjs';
+import { newSecret } from '../lib/token.mjs';
+import { waitForHttp } from '../lib/stack.mjs';
 
 let site;
 before(async () => { site = await startSite(); });
@@ -80,5 +86,41 @@ test('the admin page tells same-looking names apart: email, name and public id',
     const pid = site.pg.psql(`SELECT public_id FROM users WHERE email = '${u.email}'`);
     assert.match(page.text, new RegExp(`data-public-id="${pid}"`));
     assert.ok(page.text.includes(pid));
+  }
+});
+
+test('migration 003 cleans names stored before these rules (bidi and invisible characters)', async () => {
+  const pg = await startPostgres();
+  let web;
+  try {
+    // A database at migration 002, as an older website left it, with names it accepted then.
+    const mig = (f) => readFileSync(join(ROOT, 'db', 'migrations', f), 'utf8');
+    pg.psql(`SET ROLE ${pg.user};
+      CREATE TABLE schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+        applied_at timestamptz NOT NULL DEFAULT now());
+      ${mig('001_init.sql')}
+      ${mig('002_public_id.sql')}
+      INSERT INTO schema_migrations (version, name) VALUES (1, '001_init.sql'), (2, '002_public_id.sql');
+      INSERT INTO users (email, name, password_hash) VALUES
+        ('rlo@example.com', E'Dev\\u202E', '$argon2id$x'),
+        ('zw@example.com', E'A\\u200Bd\\u200Dmin', '$argon2id$x'),
+        ('iso@example.com', E'\\u2067x\\u2069  y\\t', '$argon2id$x'),
+        ('empty@example.com', E'\\u202E\\u200F', '$argon2id$x'),
+        ('fine@example.com', E'J\\u00FCrgen', '$argon2id$x');`);
+    const port = await freePort();
+    web = await startDaemon(BIN.website, { ...pg.env, JWT_SECRET: newSecret(), WEB_PORT: String(port),
+      STATIC_DIR: join(ROOT, 'website', 'static'), PWHASH_MEMLIMIT_KIB: '8192', PWHASH_OPSLIMIT: '1' },
+    port, { timeoutMs: 60000 });
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, { exited: web.exited, timeoutMs: 60000 });
+    const name = (e) => pg.psql(`SELECT name FROM users WHERE email = '${e}'`);
+    assert.equal(name('rlo@example.com'), 'Dev');
+    assert.equal(name('zw@example.com'), 'Admin');
+    assert.equal(name('iso@example.com'), 'x y');
+    assert.equal(name('empty@example.com'), 'user');
+    assert.equal(name('fine@example.com'), 'J\u00FCrgen');
+    assert.equal(pg.psql('SELECT max(version) FROM schema_migrations'), '3');
+  } finally {
+    if (web) await web.stop();
+    await pg.destroy();
   }
 });
