@@ -1,3 +1,6 @@
+/* syscall(SYS_gettid): the per-thread nice value below is Linux's (setpriority(2) on a
+ * thread id), which glibc only declares with _GNU_SOURCE. */
+#define _GNU_SOURCE
 #include "hash.h"
 
 #include "cm_alloc.h"
@@ -7,6 +10,9 @@
 #include "validate.h"
 
 #include <pthread.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,9 +52,17 @@ static void finish_locked(struct web_hash_job *j, enum web_hash_state st)
         pthread_cond_broadcast(&done_cv);
 }
 
+/* Hashing is CPU-bound and, in a storm, never idle: below the HTTP threads' priority it uses
+ * only the CPU they leave, so pages stay fast on a small machine (Linux applies
+ * setpriority(2) to one thread when given its thread id). Raising one's own nice value needs
+ * no privilege; failing to is harmless. */
+#define WEB_HASH_NICE 10
+
 static void *worker(void *arg)
 {
     (void)arg;
+    if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), WEB_HASH_NICE) != 0)
+        cm_debug("hash pool: cannot lower the thread's priority");
     pthread_mutex_lock(&mu);
     for (;;) {
         while (!head && !stopping)
