@@ -281,6 +281,12 @@ static PGresult *exec_deadline(PGconn *pg, const char *sql, int n, const char *c
     }
 }
 
+PGresult *web_db_exec(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    bool timed_out;
+    return exec_deadline(pg, sql, n, params, &timed_out);
+}
+
 enum web_db_rc web_db_query(struct web_req *r, PGresult **res, const char *sql, int n,
                             const char *const *params)
 {

@@ -87,37 +87,55 @@ static bool xadd_rid(redisContext **c, const char *rid)
     return ok;
 }
 
-static bool pg_ok(PGconn *pg, PGresult *res)
+/* One statement with the database deadline. False on any error; a NULL result (connection
+ * failed or timed out: its state is unknown) also closes the connection (*pg = NULL). */
+static bool run(PGconn **pg, PGresult **out, const char *sql, int n, const char *const *params)
 {
+    PGresult *res = web_db_exec(*pg, sql, n, params);
+    if (!res) {
+        cm_warn("events: database: %s", "connection failed or timed out");
+        PQfinish(*pg);
+        *pg = NULL;
+        return false;
+    }
     ExecStatusType st = PQresultStatus(res);
-    bool ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
-    if (!ok) {
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         const char *m = PQresultErrorMessage(res);
         cm_warn("events: database: %.*s", (int)strcspn(m, "\n"), m);
+        PQclear(res);
+        return false;
     }
-    (void)pg;
-    return ok;
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return true;
+}
+
+static void rollback(PGconn **pg)
+{
+    if (*pg && !run(pg, NULL, "ROLLBACK", 0, NULL) && *pg) {
+        PQfinish(*pg); /* a connection that cannot even roll back is not reused */
+        *pg = NULL;
+    }
 }
 
 /* One transaction: up to WEB_EVENTS_BATCH rows, XADD each, delete those Redis took.
  * Returns the number of rows sent, or -1 when something failed (retry later). */
 static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
 {
-    PGresult *res = PQexec(*pg, "BEGIN");
-    bool ok = pg_ok(*pg, res);
-    PQclear(res);
-    if (!ok)
+    if (!run(pg, NULL, "BEGIN", 0, NULL)) {
+        rollback(pg);
         return -1;
+    }
     char limit[16];
     snprintf(limit, sizeof limit, "%d", WEB_EVENTS_BATCH);
     const char *lp[1] = {limit};
-    res = PQexecParams(*pg,
-                       "SELECT id, rid FROM room_deletions ORDER BY id LIMIT $1 "
-                       "FOR UPDATE SKIP LOCKED",
-                       1, NULL, lp, NULL, NULL, 0);
-    if (!pg_ok(*pg, res)) {
-        PQclear(res);
-        PQclear(PQexec(*pg, "ROLLBACK"));
+    PGresult *res;
+    if (!run(pg, &res,
+             "SELECT id, rid FROM room_deletions ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", 1,
+             lp)) {
+        rollback(pg);
         return -1;
     }
     int n = PQntuples(res), sent = 0;
@@ -139,22 +157,21 @@ static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
     PQclear(res);
     if (sent > 0) {
         const char *dp[1] = {ids};
-        res = PQexecParams(*pg, "DELETE FROM room_deletions WHERE id = ANY($1::bigint[])", 1, NULL,
-                           dp, NULL, NULL, 0);
-        ok = pg_ok(*pg, res);
-        PQclear(res);
-        if (!ok) { /* sent again later: harmless (deleting a deleted room deletes nothing) */
+        if (!run(pg, NULL, "DELETE FROM room_deletions WHERE id = ANY($1::bigint[])", 1, dp)) {
+            /* sent again later: harmless (deleting a deleted room deletes nothing) */
             free(ids);
-            PQclear(PQexec(*pg, "ROLLBACK"));
+            rollback(pg);
             return -1;
         }
-        cm_info("events: %d room deletion(s) sent to %s", sent, WEB_EVENTS_ROOM_DELETIONS);
     }
     free(ids);
-    res = PQexec(*pg, "COMMIT");
-    ok = pg_ok(*pg, res);
-    PQclear(res);
-    return ok && sent == n ? sent : -1;
+    if (!run(pg, NULL, "COMMIT", 0, NULL)) {
+        rollback(pg);
+        return -1;
+    }
+    if (sent > 0)
+        cm_info("events: %d room deletion(s) sent to %s", sent, WEB_EVENTS_ROOM_DELETIONS);
+    return sent == n ? sent : -1;
 }
 
 static void *sender_main(void *arg)
