@@ -51,6 +51,22 @@ static const struct cm_cfg_entry table[] = {
      "on SIGTERM, time for clients to get their 1001 close"},
     {"CHAT_REASSEMBLY_BUDGET", CM_CFG_INT, "33554432", 1024, 1073741824, &cfg.reassembly_budget,
      "bytes of partial messages held for all clients; beyond it close 1013"},
+    /* history: Redis (history.c, redis.c) */
+    {"CHAT_REDIS_HOST", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.redis_host,
+     "Redis host (name or address)"},
+    {"CHAT_REDIS_PORT", CM_CFG_INT, "6379", 1, 65535, &cfg.redis_port, "Redis TCP port"},
+    {"CHAT_REDIS_PASSWORD", CM_CFG_SECRET, "", 0, 512, &cfg.redis_password,
+     "Redis AUTH password (empty: no AUTH)"},
+    {"CHAT_REDIS_TIMEOUT_MS", CM_CFG_INT, "2000", 50, 60000, &cfg.redis_timeout_ms,
+     "ms a Redis command or connect may take before the connection is dropped and reopened"},
+    {"CHAT_REDIS_MAX_PENDING", CM_CFG_INT, "10000", 10, 1000000, &cfg.redis_max_pending,
+     "messages sent to Redis and not yet answered; beyond it senders get unavailable"},
+    {"CHAT_STREAM_LEN", CM_CFG_INT, "10000", 100, 10000000, &cfg.stream_len,
+     "messages per room kept in Redis (older ones are read from the archive)"},
+    {"CHAT_IDEMPOTENCY_TTL", CM_CFG_INT, "900", 600, 604800, &cfg.idempotency_ttl,
+     "seconds a client_id is remembered (a retry within it is not a second message)"},
+    {"CHAT_OUTBOX_MAX", CM_CFG_INT, "1000000", 1000, 100000000, &cfg.outbox_max,
+     "messages waiting for the archive before senders get unavailable"},
 };
 /* clang-format on */
 #define NTABLE (sizeof table / sizeof table[0])

@@ -2,6 +2,7 @@
  * write only on WRITEABLE, leave on close. Everything runs on the single lws service
  * thread (LWS_MAX_SMP is 1 in Debian's build), so no locks. */
 #include "chat.h"
+#include "history.h"
 #include "protocol.h"
 #include "rawguard.h"
 #include "room.h"
@@ -122,6 +123,43 @@ static int close_soon(struct chat_server *srv, struct chat_conn *c, enum lws_clo
     return 0;
 }
 
+int chat_conn_send_private(struct chat_server *srv, struct chat_conn *c, struct chat_frame *f)
+{
+    return send_private(srv, c, f);
+}
+
+void chat_conn_close(struct chat_server *srv, struct chat_conn *c, enum lws_close_status code,
+                     const char *why)
+{
+    (void)close_soon(srv, c, code, why);
+}
+
+void chat_room_broadcast(struct chat_server *srv, struct chat_room *room, struct chat_frame *f)
+{
+    broadcast(srv, room, f);
+}
+
+struct chat_frame *chat_conn_welcome(const struct chat_conn *c)
+{
+    return chat_proto_welcome(c->room, ident_email(c), ident_name(c));
+}
+
+/* welcome and history go before any reply already queued (a paging answer, an error), and
+ * outside the reply bound: two frames, once per connection */
+void chat_conn_release(struct chat_server *srv, struct chat_conn *c, struct chat_frame *welcome,
+                       struct chat_frame *history)
+{
+    history->next = c->priv_head;
+    welcome->next = history;
+    if (!c->priv_head)
+        c->priv_tail = history;
+    c->priv_head = welcome;
+    c->npriv += 2;
+    c->held = false;
+    (void)srv;
+    lws_callback_on_writable(c->wsi);
+}
+
 int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct lws *wsi)
 {
     int fd = (int)lws_get_socket_fd(wsi);
@@ -154,8 +192,12 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
      * join is not sent to it, and it never sees history from before it arrived */
     chat_room_link(room, c);
     c->next_seq = room->ring.head;
-    (void)send_private(srv, c, chat_proto_welcome(room, ident_email(c), ident_name(c)));
     chat_rawguard_attach(fd, c);
+    /* welcome (with last_seq) and the history frame come when the room's stream says where
+     * this connection starts; the ring position above is that point */
+    if (chat_history_join(srv, c) < 0)
+        (void)close_soon(srv, c, (enum lws_close_status)CHAT_CLOSE_TRY_AGAIN_LATER,
+                         "room was replaced");
     srv->n.handshakes_accepted++;
     cm_info("connection accepted room=%s user=%s tabs=%u", room->name, ident_email(c),
             c->member->tabs);
@@ -202,10 +244,9 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
     struct chat_room *room = c->room;
     if (req.type == CHAT_REQ_MESSAGE) {
         srv->n.messages_received++;
-        broadcast(srv, room,
-                  chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
-                                     req.client_id_len, room->name, c->member->email,
-                                     c->member->name, req.text, req.text_len, cm_now_ms()));
+        chat_history_publish(srv, c, &req); /* delivered from the room's subscription */
+    } else if (req.type == CHAT_REQ_HISTORY) {
+        chat_history_page(srv, c, &req);
     } else {
         struct chat_frame *f = chat_proto_user_event("typing", c->member->email, c->member->name);
         f->exclude_conn = c->id;
@@ -283,6 +324,8 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
 {
     if (!c->established || c->culled)
         return 0;
+    if (c->held && !c->close_code)
+        return 0; /* welcome + history first (chat_conn_release) */
     if (c->close_code && c->priv_head) {
         /* the replies that explain the close (rate_limited) go out before it */
         for (int i = 0; i < CHAT_WRITE_BATCH && c->priv_head; i++) {
@@ -427,6 +470,8 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
         }
         c->member = NULL;
         c->room = NULL;
+        if (!room->nconns && !room->nmembers)
+            chat_history_room_gone(srv, room);
         chat_rooms_release(srv->rooms, room);
         c->established = false;
     }

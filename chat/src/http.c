@@ -3,6 +3,7 @@
  * verified: lws caps the request head (CHAT_MAX_HEADER_BYTES) and its duration
  * (CHAT_HANDSHAKE_TIMEOUT), and the token itself is bounded (CM_TOKEN_MAX_LEN). */
 #include "chat.h"
+#include "history.h"
 #include "rawguard.h"
 #include "room.h"
 
@@ -22,9 +23,9 @@
 #define CHAT_URI_MAX 256 /* longest path we look at; longer ones are simply not ours */
 
 static const char *const reject_label[CHAT_REJ_COUNT] = {
-    "missing_token", "token_too_long", "malformed",     "bad_alg",
-    "bad_signature", "expired",        "not_yet_valid", "bad_issuer",
-    "bad_audience",  "bad_claim",      "over_capacity", "shutting_down",
+    "missing_token", "token_too_long", "malformed",         "bad_alg",      "bad_signature",
+    "expired",       "not_yet_valid",  "bad_issuer",        "bad_audience", "bad_claim",
+    "over_capacity", "shutting_down",  "store_unavailable",
 };
 
 static struct chat_server *server_of(struct lws *wsi)
@@ -57,7 +58,8 @@ static int reject(struct chat_server *srv, struct lws *wsi, enum chat_reject why
 {
     srv->n.rejected[why]++;
     cm_info("handshake rejected reason=%s", reject_label[why]);
-    if (why == CHAT_REJ_OVER_CAPACITY || why == CHAT_REJ_SHUTTING_DOWN) {
+    if (why == CHAT_REJ_OVER_CAPACITY || why == CHAT_REJ_SHUTTING_DOWN ||
+        why == CHAT_REJ_STORE_DOWN) {
         static const char body[] = "{\"error\":\"unavailable\",\"message\":\"try again later\"}\n";
         (void)http_respond(wsi, 503, "Service Unavailable", "application/json",
                            "Retry-After: 5\r\n", body, sizeof body - 1, true);
@@ -142,6 +144,29 @@ static int token_from_request(struct lws *wsi, char *tok, size_t cap)
     }
 }
 
+/* The handshake's since=S (docs/protocol.md): absent (0), valid (1), or not a decimal
+ * integer 0..2^53-1 (-1: the upgrade gets 400). */
+static int since_from_request(struct lws *wsi, uint64_t *since)
+{
+    static const char arg[] = "since=";
+    for (int i = 0;; i++) {
+        int fl = lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (fl <= 0)
+            return 0; /* no more arguments */
+        char *frag = cm_xmalloc((size_t)fl + 1);
+        int n = lws_hdr_copy_fragment(wsi, frag, fl + 1, WSI_TOKEN_HTTP_URI_ARGS, i);
+        int rc = -2;
+        if (n >= (int)sizeof arg - 1 && !strncmp(frag, arg, sizeof arg - 1))
+            rc = chat_history_parse_since(frag + sizeof arg - 1, (size_t)n - (sizeof arg - 1),
+                                          since) < 0
+                     ? -1
+                     : 1;
+        free(frag);
+        if (rc != -2)
+            return rc;
+    }
+}
+
 static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_conn *c)
 {
     char uri[CHAT_URI_MAX];
@@ -170,6 +195,21 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
     memset(tok, 0, sizeof tok);
     if (e != CM_TOKEN_OK)
         return reject(srv, wsi, reject_of(e));
+    int sr = since_from_request(wsi, &c->since);
+    if (sr < 0) {
+        static const char body[] =
+            "{\"error\":\"bad_request\",\"message\":\"since must be an integer from 0 to "
+            "2^53-1\"}\n";
+        (void)http_respond(wsi, 400, "Bad Request", "application/json", NULL, body, sizeof body - 1,
+                           true);
+        return 1;
+    }
+    c->has_since = sr > 0;
+    /* a connection that could not store a message is no use: say so before the upgrade */
+    if (!chat_history_available(srv->hist))
+        return reject(srv, wsi, CHAT_REJ_STORE_DOWN);
+    c->rid = cl.rid;
+    memcpy(c->uid, cl.uid, sizeof c->uid);
 
     /* lws frees the header table after the upgrade: keep what we need, compactly */
     size_t le = strlen(cl.sub), ln = strlen(cl.name), lr = strlen(cl.room);
@@ -251,6 +291,7 @@ static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri)
         struct cm_buf b;
         cm_buf_init(&b);
         metrics_body(srv, &b);
+        chat_history_metrics(srv->hist, &b);
         rc = http_respond(wsi, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, b.data,
                           b.len, false);
         cm_buf_free(&b);
@@ -308,7 +349,9 @@ int chat_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
             chat_conn_teardown(srv, c);
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        return 0; /* main.c checks its stop flag after every service round */
+        /* archive answers; main.c checks its stop flag after every service round */
+        chat_history_drain(srv);
+        return 0;
     default:
         break;
     }

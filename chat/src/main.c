@@ -1,6 +1,8 @@
 /* parley-chat: configuration, signals, the lws context and the service loop. */
 #include "chat.h"
+#include "history.h"
 #include "rawguard.h"
+#include "redis.h"
 #include "room.h"
 
 #include <signal.h>
@@ -87,9 +89,12 @@ int main(void)
 
     static const struct lws_protocols proto_template = {
         "parley-chat", chat_http_callback, sizeof(struct chat_conn), 0, 0, NULL, 0};
-    struct lws_protocols protocols[2];
+    struct lws_protocols protocols[3];
     memset(protocols, 0, sizeof protocols);
     protocols[0] = proto_template;
+    /* Redis's sockets, adopted as raw files (redis.c) */
+    protocols[1].name = CHAT_REDIS_PROTOCOL;
+    protocols[1].callback = chat_redis_lws_callback;
     protocols[0].rx_buffer_size = (size_t)cfg.rx_buffer;
     /* lws_issue_raw sends at most tx_packet_size (else rx_buffer_size) + LWS_PRE + 4 bytes
      * per write and buffers the rest: let a batch of frames go out in one send() */
@@ -135,6 +140,7 @@ int main(void)
     }
     srv.ctx = ctx;
     the_ctx = ctx;
+    srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), NULL);
     cm_info("listening on %s:%lld (WebSocket at /ws, /healthz, /metrics)", cfg.listen_addr,
             cfg.port);
     chat_conn_sweep_start(&srv);
@@ -157,6 +163,8 @@ int main(void)
     chat_conn_sweep_stop(&srv);
     if (srv.nconns)
         cm_warn("%zu connections did not close in time", srv.nconns);
+    chat_history_free(srv.hist);
+    srv.hist = NULL;
     the_ctx = NULL;
     lws_context_destroy(ctx);
     chat_rooms_free(srv.rooms);

@@ -5,22 +5,34 @@ import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { BIN, freePort, startDaemon, sleep } from '../lib/proc.mjs';
 import { mintToken, newSecret } from '../lib/token.mjs';
+import { startRedis } from '../lib/redis.mjs';
 
 export const ASAN = process.env.PARLEY_ASAN === '1' || process.env.PARLEY_ASAN === 'ON';
 // Generous: everything also runs under ASan on two shared cores.
 export const T = ASAN ? 60000 : 20000;
 
-export async function startChat(env = {}) {
-  const port = await freePort();
-  const secret = newSecret();
+// Starts parley-chat with a Redis of its own (a real redis-server on a free port) unless
+// opts.redis (a startRedis() handle) is shared, and waits until the daemon has connected to
+// it (upgrades are refused with 503 before). No MongoDB here: the chat daemon runs without
+// the archive unless CHAT_MONGO_URI is passed (history then only comes from Redis).
+export async function startChat(env = {}, { redis, port, secret, waitRedis = true } = {}) {
+  port = port || await freePort();
+  secret = secret || newSecret();
+  const r = redis || await startRedis();
   const d = await startDaemon(BIN.chat, {
     JWT_SECRET: secret, CHAT_PORT: String(port), CHAT_LISTEN_ADDR: '127.0.0.1',
-    LOG_LEVEL: 'info', ...env,
+    LOG_LEVEL: 'info', CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), ...env,
   }, port);
+  if (!redis) {
+    // this Redis lives as long as the daemon
+    const stop = d.stop;
+    d.stop = async (...a) => { const x = await stop(...a); await r.cleanup(); return x; };
+  }
+  if (waitRedis) await until(async () => (await metrics(port)).chat_redis_up === 1, T, 'chat connected to redis');
   return {
-    d, port, secret,
+    d, port, secret, redis: r,
     token: (opts = {}) => mintToken(secret, opts),
-    url: (tok) => `ws://127.0.0.1:${port}/ws${tok ? `?access_token=${encodeURIComponent(tok)}` : ''}`,
+    url: (tok, q = '') => `ws://127.0.0.1:${port}/ws${tok ? `?access_token=${encodeURIComponent(tok)}` : ''}${q}`,
   };
 }
 
