@@ -103,9 +103,10 @@ test('a violation after the server has sent its close frame gets no second close
   const frames = [];
   let i = buf.indexOf('\r\n\r\n') + 4;
   while (i + 2 <= buf.length) {
-    const len = buf[i + 1] & 0x7f; // server frames here are small (welcome < 126 bytes)
-    frames.push({ op: buf[i] & 0x0f, code: len >= 2 ? buf.readUInt16BE(i + 2) : null });
-    i += 2 + len;
+    let len = buf[i + 1] & 0x7f, off = 2; // server frames here are < 64 KiB (welcome, history)
+    if (len === 126) { len = buf.readUInt16BE(i + 2); off = 4; }
+    frames.push({ op: buf[i] & 0x0f, code: len >= 2 ? buf.readUInt16BE(i + off) : null });
+    i += off + len;
   }
   const closes = frames.filter((f) => f.op === 8);
   assert.deepEqual(closes.map((f) => f.code), [1003]);

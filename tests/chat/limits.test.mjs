@@ -3,6 +3,7 @@
 // shared reassembly budget (1013).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { uidOf } from '../lib/token.mjs';
 import { startChat, Client, RawWs, metrics, until, T } from './lib.mjs';
 
 let chat;
@@ -147,7 +148,7 @@ test('partial messages share CHAT_REASSEMBLY_BUDGET: over it a client gets 1013,
   d.write(d1);
   await held(11000);
   d.write(d2);
-  assert.equal((await watcher.next((f) => f.type === 'message' && f.client_id === 'd')).user.email, 'd@x.org');
+  assert.equal((await watcher.next((f) => f.type === 'message' && f.client_id === 'd')).user.id, uidOf('d@x.org'));
   const m = await metrics(small.port);
   assert.equal(m.chat_reassembly_refused_total, 1);
   assert.equal(m.chat_reassembly_bytes, 0);

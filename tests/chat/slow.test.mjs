@@ -3,6 +3,7 @@
 // bounded. Then: idle connections are pinged and dead ones dropped.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { uidOf } from '../lib/token.mjs';
 import { readFileSync } from 'node:fs';
 import { startChat, Client, RawWs, metrics, until, sleep, ASAN, T } from './lib.mjs';
 
@@ -97,7 +98,7 @@ test('any input keeps a connection: a chatting client that never pongs stays; on
   }
   assert.deepEqual([...gone], [], 'both are still connected');
   assert.ok(answered >= 2, `the quiet one was pinged and answered (${answered})`);
-  assert.equal((await watcher.next((f) => f.type === 'message' && f.text === 'm15')).user.email, 'chatty@x.org');
+  assert.equal((await watcher.next((f) => f.type === 'message' && f.text === 'm15')).user.id, uidOf('chatty@x.org'));
   // the ponger stops answering: it is dropped, the chatty one (still chatting) stays
   answering = false;
   let n = 0;
