@@ -115,14 +115,17 @@ export async function happyPath(url) {
   a.send({ type: 'message', text: text1, client_id: 'c1' });
   for (const c of [a, b]) {
     const m = await c.next((f) => f.type === 'message' && f.text === text1, 'ann\'s message');
-    assert.equal(m.user.email, ann.email);
+    // message frames name the author by public id and name, never by email
+    assert.equal(m.user.name, ann.name);
+    assert.match(m.user.id, /^[A-Za-z0-9_-]{1,64}$/);
+    assert.equal('email' in m.user, false);
     assert.equal(m.room, room);
   }
   const text2 = `reply from bob ${uniq()} ✓`;
   b.send({ type: 'message', text: text2 });
   for (const c of [a, b]) {
     const m = await c.next((f) => f.type === 'message' && f.text === text2, 'bob\'s message');
-    assert.equal(m.user.email, bob.email);
+    assert.equal(m.user.name, bob.name);
   }
   await b.close();
   await a.next((f) => f.type === 'leave' && f.user.email === bob.email, 'bob\'s leave');
