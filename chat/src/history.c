@@ -251,9 +251,9 @@ static int archive_ask(struct fetch *f, uint64_t lo, uint64_t hi, bool max_only)
     if (!h->archive)
         return -1;
     f->tag = ++h->next_tag;
-    int rc = max_only ? chat_archive_max_seq(h->archive, f->tag, f->rid)
-                      : chat_archive_query(h->archive, f->tag, f->rid, lo, hi,
-                                           (unsigned)(hi - lo + 1));
+    int rc = max_only
+                 ? chat_archive_max_seq(h->archive, f->tag, f->rid)
+                 : chat_archive_query(h->archive, f->tag, f->rid, lo, hi, (unsigned)(hi - lo + 1));
     if (rc < 0)
         return -1;
     h->st.archive_reads++;
@@ -330,7 +330,8 @@ static void on_xrange(struct chat_redis *r, const redisReply *rep, void *ud)
     struct fetch *f = ud;
     if (!rep || rep->type != REDIS_REPLY_ARRAY) {
         if (rep)
-            cm_warn("redis: XRANGE failed: %.*s", rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0,
+            cm_warn("redis: XRANGE failed: %.*s",
+                    rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0,
                     rep->type == REDIS_REPLY_ERROR ? rep->str : "");
         fetch_done(f, false);
         return;
@@ -362,13 +363,13 @@ static void on_xrange(struct chat_redis *r, const redisReply *rep, void *ud)
     fetch_done(f, true);
 }
 
-static int xrange(struct chat_history *h, struct fetch *f, uint64_t lo, uint64_t hi,
-                  unsigned count)
+static int xrange(struct chat_history *h, struct fetch *f, uint64_t lo, uint64_t hi, unsigned count)
 {
     char k[KEY_MAX], a[32], b[32], n[16];
     size_t kl = key(k, f->rid, "stream");
     int al = snprintf(a, sizeof a, "%" PRIu64 "-1", lo);
-    int bl = hi == UINT64_MAX ? snprintf(b, sizeof b, "+") : snprintf(b, sizeof b, "%" PRIu64 "-1", hi);
+    int bl =
+        hi == UINT64_MAX ? snprintf(b, sizeof b, "+") : snprintf(b, sizeof b, "%" PRIu64 "-1", hi);
     int nl = snprintf(n, sizeof n, "%u", count);
     const char *argv[6] = {"XRANGE", k, a, b, "COUNT", n};
     size_t lens[6] = {6, kl, (size_t)al, (size_t)bl, 5, (size_t)nl};
@@ -436,8 +437,7 @@ static void fetch_done(struct fetch *f, bool ok)
             if (f->kind == F_INITIAL)
                 chat_conn_close(srv, c, CHAT_CLOSE_TRY_AGAIN, "history unavailable");
             else
-                send_error(srv, c, "unavailable", "history cannot be read now; ask again", NULL,
-                           0);
+                send_error(srv, c, "unavailable", "history cannot be read now; ask again", NULL, 0);
             break;
         }
         h->st.history_sent++;
@@ -481,8 +481,8 @@ static void fetch_done(struct fetch *f, bool ok)
         struct pub *p = f->pub;
         struct chat_conn *c = conn_by_id(h, p->rid, p->conn_id);
         if (c && ok && f->n)
-            (void)chat_conn_send_private(srv, c, chat_frame_new(f->items[0].m, f->items[0].len,
-                                                                CHAT_FRAME_MESSAGE));
+            (void)chat_conn_send_private(
+                srv, c, chat_frame_new(f->items[0].m, f->items[0].len, CHAT_FRAME_MESSAGE));
         else if (c)
             pub_unavailable(p);
         pub_free(p);
@@ -520,8 +520,8 @@ static void fetch_done(struct fetch *f, bool ok)
 }
 
 /* Starts reading [lo, hi] for a connection's history frame. */
-static void conn_fetch(struct chat_history *h, struct chat_conn *c, enum fetch_kind kind,
-                       char dir, uint64_t cursor, uint64_t lo, uint64_t hi, bool more)
+static void conn_fetch(struct chat_history *h, struct chat_conn *c, enum fetch_kind kind, char dir,
+                       uint64_t cursor, uint64_t lo, uint64_t hi, bool more)
 {
     struct fetch *f = fetch_new(h, kind, c->rid);
     f->conn_id = c->id;
@@ -940,9 +940,9 @@ void chat_history_publish(struct chat_server *srv, struct chat_conn *c, const st
     p->parts[0] = cm_buf_take(&b, &p->plen[0]);
     p->parts[1] = cm_xstrdup("\",\"seq\":");
     p->plen[1] = strlen(p->parts[1]);
-    p->parts[2] = chat_proto_message_tail(req->client_id, req->client_id_len, c->room->name,
-                                          c->uid, c->member->name, req->text, req->text_len,
-                                          cm_now_ms(), &p->plen[2]);
+    p->parts[2] = chat_proto_message_tail(req->client_id, req->client_id_len, c->room->name, c->uid,
+                                          c->member->name, req->text, req->text_len, cm_now_ms(),
+                                          &p->plen[2]);
     pub_send(p);
 }
 
@@ -1050,9 +1050,11 @@ void chat_history_metrics(const struct chat_history *h, struct cm_buf *b)
         "# HELP chat_messages_duplicate_total Retries of a stored client_id (not stored again).\n"
         "# TYPE chat_messages_duplicate_total counter\nchat_messages_duplicate_total %" PRIu64 "\n"
         "# HELP chat_messages_unavailable_total Messages answered unavailable.\n"
-        "# TYPE chat_messages_unavailable_total counter\nchat_messages_unavailable_total %" PRIu64 "\n"
+        "# TYPE chat_messages_unavailable_total counter\nchat_messages_unavailable_total %" PRIu64
+        "\n"
         "# HELP chat_subscriber_gap_fetches_total Gaps in a room's live stream filled by XRANGE.\n"
-        "# TYPE chat_subscriber_gap_fetches_total counter\nchat_subscriber_gap_fetches_total %" PRIu64 "\n"
+        "# TYPE chat_subscriber_gap_fetches_total counter\nchat_subscriber_gap_fetches_total "
+        "%" PRIu64 "\n"
         "# HELP chat_subscriber_gaps_unfillable_total Gaps the stream no longer held (clients "
         "reconnected).\n"
         "# TYPE chat_subscriber_gaps_unfillable_total counter\n"
@@ -1062,14 +1064,14 @@ void chat_history_metrics(const struct chat_history *h, struct cm_buf *b)
         "# HELP chat_history_failed_total History reads that failed.\n"
         "# TYPE chat_history_failed_total counter\nchat_history_failed_total %" PRIu64 "\n"
         "# HELP chat_history_archive_reads_total Reads sent to the archive.\n"
-        "# TYPE chat_history_archive_reads_total counter\nchat_history_archive_reads_total %" PRIu64 "\n"
+        "# TYPE chat_history_archive_reads_total counter\nchat_history_archive_reads_total %" PRIu64
+        "\n"
         "# HELP chat_seq_reseeds_total Room counters reseeded from the archive.\n"
         "# TYPE chat_seq_reseeds_total counter\nchat_seq_reseeds_total %" PRIu64 "\n",
-        chat_redis_ready(h->redis) ? 1 : 0, chat_redis_sub_connected(h->redis) ? 1 : 0,
-        rs.commands, rs.errors, rs.failed, rs.timeouts, rs.reconnects, rs.sub_reconnects,
-        chat_redis_pending(h->redis), h->npub, s->published, s->dup, s->unavailable,
-        s->gap_fetches, s->unfillable, s->history_sent, s->history_failed, s->archive_reads,
-        s->reseeds);
+        chat_redis_ready(h->redis) ? 1 : 0, chat_redis_sub_connected(h->redis) ? 1 : 0, rs.commands,
+        rs.errors, rs.failed, rs.timeouts, rs.reconnects, rs.sub_reconnects,
+        chat_redis_pending(h->redis), h->npub, s->published, s->dup, s->unavailable, s->gap_fetches,
+        s->unfillable, s->history_sent, s->history_failed, s->archive_reads, s->reseeds);
     cm_buf_puts(b, "# HELP chat_redis_latency_ms Command round trips.\n"
                    "# TYPE chat_redis_latency_ms histogram\n");
     for (int i = 0; i < CHAT_REDIS_LAT_BUCKETS; i++) {

@@ -56,8 +56,7 @@ void chat_history_room_gone(struct chat_server *srv, struct chat_room *room);
 
 /* A validated `message` from c: publishes it. Answers c only on failure (`unavailable`) or
  * for a retry of a stored client_id (the stored frame). */
-void chat_history_publish(struct chat_server *srv, struct chat_conn *c,
-                          const struct chat_req *req);
+void chat_history_publish(struct chat_server *srv, struct chat_conn *c, const struct chat_req *req);
 /* A validated `history` paging request from c. */
 void chat_history_page(struct chat_server *srv, struct chat_conn *c, const struct chat_req *req);
 

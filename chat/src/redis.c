@@ -22,8 +22,8 @@
 #define BACKOFF_MIN_MS 100 /* first reconnect delay, doubled per failure */
 #define BACKOFF_MAX_MS 5000
 
-const double chat_redis_latency_le[CHAT_REDIS_LAT_BUCKETS - 1] = {0.25, 0.5, 1,  2,   5,
-                                                                   10,   25,  50, 100};
+const double chat_redis_latency_le[CHAT_REDIS_LAT_BUCKETS - 1] = {0.25, 0.5, 1,  2,  5,
+                                                                  10,   25,  50, 100};
 
 struct pend {
     struct pend *prev, *next;
@@ -106,8 +106,8 @@ static void ev_cleanup(void *privdata)
     l->retry_at_ms = cm_mono_ms() + (was_connected ? 0 : l->backoff_ms);
 }
 
-int chat_redis_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                            void *in, size_t len)
+int chat_redis_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len)
 {
     (void)user;
     (void)in;
@@ -224,7 +224,8 @@ static void on_script_loaded(struct chat_redis *r, const redisReply *rep, void *
     if (!rep)
         return;
     if (rep->type != REDIS_REPLY_STRING || rep->len != 40) {
-        cm_error("redis: SCRIPT LOAD failed: %.*s", rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0,
+        cm_error("redis: SCRIPT LOAD failed: %.*s",
+                 rep->type == REDIS_REPLY_ERROR ? (int)rep->len : 0,
                  rep->type == REDIS_REPLY_ERROR ? rep->str : "");
         drop(&r->cmd, "script not loaded");
         return;
@@ -330,8 +331,7 @@ static void on_sub_auth(redisAsyncContext *ac, void *reply, void *privdata)
     struct link *l = ac->data;
     const redisReply *rep = reply;
     if (rep && rep->type == REDIS_REPLY_ERROR) {
-        cm_error("redis: AUTH refused on the subscriber connection: %.*s", (int)rep->len,
-                 rep->str);
+        cm_error("redis: AUTH refused on the subscriber connection: %.*s", (int)rep->len, rep->str);
         drop(l, "AUTH refused");
     }
 }
@@ -400,10 +400,9 @@ static void link_start(struct link *l)
     int fd = dup(ac->c.fd);
     lws_sock_file_fd_type u;
     u.filefd = fd;
-    struct lws *wsi =
-        fd < 0 ? NULL
-               : lws_adopt_descriptor_vhost(r->vh, LWS_ADOPT_RAW_FILE_DESC, u, CHAT_REDIS_PROTOCOL,
-                                            NULL);
+    struct lws *wsi = fd < 0 ? NULL
+                             : lws_adopt_descriptor_vhost(r->vh, LWS_ADOPT_RAW_FILE_DESC, u,
+                                                          CHAT_REDIS_PROTOCOL, NULL);
     if (!wsi) {
         if (fd >= 0)
             close(fd);

@@ -3,8 +3,8 @@
  * adopted as an lws raw file (lws_adopt_descriptor_vhost(LWS_ADOPT_RAW_FILE_DESC), lws
  * v4.1.6 minimal-examples/raw/minimal-raw-file): LWS_CALLBACK_RAW_RX_FILE calls
  * redisAsyncHandleRead, LWS_CALLBACK_RAW_WRITEABLE_FILE redisAsyncHandleWrite, and hiredis's
- * addWrite hook asks lws for a writeable callback (the hooks of hiredis adapters: adapters/libev.h and the like). lws
- * closes only its dup; hiredis owns and closes its own fd.
+ * addWrite hook asks lws for a writeable callback (the hooks of hiredis adapters: adapters/libev.h
+ * and the like). lws closes only its dup; hiredis owns and closes its own fd.
  *
  * Two connections: one for commands (with AUTH and SCRIPT LOAD of the caller's script after
  * every connect) and one in SUBSCRIBE mode. hiredis 0.14 has no async timeouts: every command
@@ -66,8 +66,8 @@ struct chat_redis *chat_redis_new(struct lws_context *ctx, struct lws_vhost *vh,
 void chat_redis_free(struct chat_redis *r);
 
 /* The lws callback of protocol CHAT_REDIS_PROTOCOL. */
-int chat_redis_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                            void *in, size_t len);
+int chat_redis_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                            size_t len);
 
 /* True when commands can be sent (connected, script loaded). */
 bool chat_redis_ready(const struct chat_redis *r);
