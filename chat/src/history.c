@@ -13,6 +13,7 @@
  * connection is held (conn.c writes nothing), so the welcome and history come first. */
 #include "history.h"
 #include "chat.h"
+#include "fanout.h"
 #include "protocol.h"
 #include "redis.h"
 #include "room.h"
@@ -140,15 +141,13 @@ static struct chat_room *room_by_rid(struct chat_history *h, int64_t rid)
     return NULL;
 }
 
+/* The connection an answer is for, if it is still here and still in that room. */
 static struct chat_conn *conn_by_id(struct chat_history *h, int64_t rid, uint64_t id)
 {
-    struct chat_room *room = room_by_rid(h, rid);
-    if (!room)
+    struct chat_conn *c = chat_index_conn(&h->srv->index, id);
+    if (!c || !c->established || c->closing || c->culled || c->rid != rid)
         return NULL;
-    for (struct chat_conn *c = room->conns; c; c = c->rnext)
-        if (c->id == id)
-            return c->closing || c->culled ? NULL : c;
-    return NULL;
+    return c;
 }
 
 /* seq of a stored frame: it starts {"type":"message","id":"<rid>-<seq>","seq":<seq>, (our
@@ -471,7 +470,7 @@ static void fetch_done(struct fetch *f, bool ok)
                     chat_conn_close(srv, c, CHAT_CLOSE_TRY_AGAIN, "fell behind the stream");
             }
             room->delivered = it->seq;
-            chat_room_broadcast(srv, room, chat_frame_new(it->m, it->len, CHAT_FRAME_MESSAGE));
+            chat_fanout_room(srv, room, chat_frame_new(it->m, it->len, CHAT_FRAME_MESSAGE));
         }
         if (f->n == CHAT_HISTORY_GAP_FETCH || room->seen_max > room->delivered)
             gap_fetch(h, room);
@@ -572,7 +571,7 @@ static void on_message(struct chat_history *h, struct chat_room *room, const cha
         return;
     }
     room->delivered = seq;
-    chat_room_broadcast(h->srv, room, chat_frame_new(m, len, CHAT_FRAME_MESSAGE));
+    chat_fanout_room(h->srv, room, chat_frame_new(m, len, CHAT_FRAME_MESSAGE));
 }
 
 /* Starts a connection's history: its last_seq is the room's cursor now. */

@@ -94,8 +94,9 @@ static void test_since(void **state)
     assert_true(v == 0);
     assert_int_equal(chat_history_parse_since("9007199254740991", 16, &v), 0);
     assert_true(v == CHAT_SEQ_MAX);
-    static const char *const bad[] = {"", "-1", "+1", "1.5", "1e3", " 1", "1 ", "abc",
-                                      "9007199254740992", "99999999999999999", "0x10"};
+    static const char *const bad[] = {
+        "",    "-1", "+1", "1.5", "1e3", " 1", "1 ", "abc", "9007199254740992", "99999999999999999",
+        "0x10"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         if (chat_history_parse_since(bad[i], strlen(bad[i]), &v) != -1)
             fail_msg("accepted since=%s", bad[i]);
@@ -110,7 +111,8 @@ static void test_stored_frame(void **state)
                                          1700000000123LL, &n);
     assert_int_equal(strlen(tail), n);
     char frame[512];
-    snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"42-%d\",\"seq\":%d%s", 7, 7, tail);
+    snprintf(frame, sizeof frame, "{\"type\":\"message\",\"id\":\"42-%d\",\"seq\":%d%s", 7, 7,
+             tail);
     free(tail);
     cJSON *j = cJSON_Parse(frame);
     assert_non_null(j);

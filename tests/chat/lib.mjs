@@ -11,37 +11,58 @@ export const ASAN = process.env.PARLEY_ASAN === '1' || process.env.PARLEY_ASAN =
 // Generous: everything also runs under ASan on two shared cores.
 export const T = ASAN ? 60000 : 20000;
 
-// Starts parley-chat with a Redis of its own (a real redis-server on a free port) unless
-// opts.redis (a startRedis() handle) is shared, and waits until the daemon has connected to
-// it (upgrades are refused with 503 before). No MongoDB here: the chat daemon runs without
-// the archive unless CHAT_MONGO_URI is passed (history then only comes from Redis).
-export async function startChat(env = {}, { redis, port, secret, waitRedis = true } = {}) {
+// The daemon's admin port (/healthz, /metrics) by its public port, for metrics(port).
+const adminPorts = new Map();
+
+// Starts parley-chat on two free ports: `port` (public: only /ws) and `adminPort` (/healthz,
+// /metrics), with a Redis of its own (a real redis-server on a free port) unless opts.redis
+// (a startRedis() handle) is shared, and waits until the daemon has connected to it
+// (upgrades are refused with 503 before). opts.port / opts.secret restart a daemon in place.
+// No MongoDB here: the daemon runs without the archive unless CHAT_MONGO_URI is passed.
+// chat.url(token, query) is a connect target for Client: the URL (never with the token in
+// it; query such as 'since=5' or '&since=5') and the Authorization: Bearer header;
+// chat.cookieTarget(token, room, origin) is how a browser connects: /ws?room=ROOM with the
+// parley_ws_ROOM cookie and an Origin header.
+export async function startChat(env = {}, { redis, port, adminPort, secret, waitRedis = true } = {}) {
   port = port || await freePort();
+  adminPort = adminPort || await freePort();
+  while (adminPort === port) adminPort = await freePort();
   secret = secret || newSecret();
   const r = redis || await startRedis();
   const d = await startDaemon(BIN.chat, {
     JWT_SECRET: secret, CHAT_PORT: String(port), CHAT_LISTEN_ADDR: '127.0.0.1',
-    LOG_LEVEL: 'info', CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), ...env,
-  }, port);
+    CHAT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info',
+    CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), ...env,
+  }, [port, adminPort]);
+  adminPorts.set(port, adminPort);
   if (!redis) {
     // this Redis lives as long as the daemon
     const stop = d.stop;
     d.stop = async (...a) => { const x = await stop(...a); await r.cleanup(); return x; };
   }
   if (waitRedis) await until(async () => (await metrics(port)).chat_redis_up === 1, T, 'chat connected to redis');
+  const base = `ws://127.0.0.1:${port}/ws`;
   return {
-    d, port, secret, redis: r,
+    d, port, adminPort, secret, redis: r,
     token: (opts = {}) => mintToken(secret, opts),
-    url: (tok, q = '') => `ws://127.0.0.1:${port}/ws${tok ? `?access_token=${encodeURIComponent(tok)}` : ''}${q}`,
+    url: (tok, query = '') => ({ url: query ? `${base}?${query.replace(/^[?&]/, '')}` : base,
+      headers: tok ? { Authorization: `Bearer ${tok}` } : {} }),
+    cookieTarget: (tok, room, origin = `http://127.0.0.1:${port}`) => ({
+      url: `${base}?room=${encodeURIComponent(room)}`,
+      headers: { Cookie: `parley_ws_${room}=${tok}`, ...(origin ? { Origin: origin } : {}) },
+    }),
   };
 }
 
 // A WebSocket client that records every frame; next(pred) waits for the next matching one.
 export class Client {
-  constructor(url, opts = {}) {
+  // target: a URL, or {url, headers} (startChat's url() and cookieTarget())
+  constructor(target, opts = {}) {
     this.frames = [];
     this.waiters = [];
-    this.ws = new WebSocket(url, { perMessageDeflate: false, ...opts });
+    const url = typeof target === 'string' ? target : target.url;
+    const headers = { ...(typeof target === 'string' ? {} : target.headers), ...opts.headers };
+    this.ws = new WebSocket(url, { perMessageDeflate: false, ...opts, headers });
     this.opened = new Promise((res, rej) => {
       this.ws.once('open', res);
       this.ws.once('error', rej);
@@ -131,7 +152,7 @@ export class RawWs {
     r.frames = [];
     r.ended = new Promise((res) => r.sock.on('close', res));
     await new Promise((res) => r.sock.once('connect', res));
-    r.sock.write(upgradeRequest(`/ws?access_token=${encodeURIComponent(token)}`));
+    r.sock.write(upgradeRequest('/ws', `Authorization: Bearer ${token}\r\n`));
     await new Promise((res, rej) => {
       const onData = (b) => {
         r.buf = Buffer.concat([r.buf, b]);
@@ -199,8 +220,9 @@ export class RawWs {
   texts() { return this.frames.filter((f) => f.op === 1).map((f) => JSON.parse(f.payload.toString())); }
 }
 
+// The daemon's /metrics as {name: value}; port is its public port (or its admin port).
 export async function metrics(port) {
-  const r = await httpGet(port, '/metrics');
+  const r = await httpGet(adminPorts.get(port) || port, '/metrics');
   const out = {};
   for (const line of r.body.split('\n')) {
     const m = /^([a-z_]+(?:\{[^}]*\})?) (\d+)$/.exec(line);

@@ -133,7 +133,7 @@ test('partial messages share CHAT_REASSEMBLY_BUDGET: over it a client gets 1013,
   c.write(c1);
   await c.ended;
   assert.equal(c.closeCode(), 1013);
-  await watcher.next((f) => f.type === 'leave' && f.user.email === 'c@x.org');
+  await watcher.next((f) => f.type === 'leave' && f.user.id === uidOf('c@x.org'));
   // the two others complete their messages, which are delivered whole
   a.write(a2);
   b.write(b2);

@@ -73,20 +73,20 @@ test('5 senders x 200 messages arrive in the same order at every client', async 
 
 test('presence: welcome lists members, join/leave once per user, tabs are one member', async () => {
   const ann = await open('ann@x.org', 'presence', 'Ann');
-  assert.deepEqual(ann.frames[0].members, [{ email: 'ann@x.org', name: 'Ann' }]);
-  assert.deepEqual(ann.frames[0].you, { email: 'ann@x.org', name: 'Ann' });
+  assert.deepEqual(ann.frames[0].members, [{ id: uidOf('ann@x.org'), name: 'Ann' }]);
+  assert.deepEqual(ann.frames[0].you, { id: uidOf('ann@x.org'), email: 'ann@x.org', name: 'Ann' });
   assert.equal(ann.frames[0].room, 'presence');
 
   const bob1 = await open('bob@x.org', 'presence', 'Bob');
-  assert.deepEqual(bob1.frames[0].members.map((m) => m.email).sort(), ['ann@x.org', 'bob@x.org']);
-  assert.deepEqual((await ann.next((f) => f.type === 'join')).user, { email: 'bob@x.org', name: 'Bob' });
+  assert.deepEqual(bob1.frames[0].members.map((m) => m.id).sort(), [uidOf('ann@x.org'), uidOf('bob@x.org')].sort());
+  assert.deepEqual((await ann.next((f) => f.type === 'join')).user, { id: uidOf('bob@x.org'), name: 'Bob' });
 
   // second tab of Bob: welcome lists Bob once, nobody gets a second join
   const bob2 = await open('bob@x.org', 'presence', 'Bob');
-  assert.equal(bob2.frames[0].members.filter((m) => m.email === 'bob@x.org').length, 1);
+  assert.equal(bob2.frames[0].members.filter((m) => m.id === uidOf('bob@x.org')).length, 1);
   // typing goes to the others (Ann and Bob's other tab), not back to the sender
   bob2.send({ type: 'typing' });
-  assert.deepEqual((await ann.next((f) => f.type === 'typing')).user, { email: 'bob@x.org', name: 'Bob' });
+  assert.deepEqual((await ann.next((f) => f.type === 'typing')).user, { id: uidOf('bob@x.org'), name: 'Bob' });
   await bob1.next((f) => f.type === 'typing');
 
   // closing one tab: no leave; a marker message proves nothing else was pending
@@ -99,10 +99,10 @@ test('presence: welcome lists members, join/leave once per user, tabs are one me
 
   // last tab closes: one leave
   await bob2.close();
-  assert.deepEqual((await ann.next((f) => f.type === 'leave')).user, { email: 'bob@x.org', name: 'Bob' });
+  assert.deepEqual((await ann.next((f) => f.type === 'leave')).user, { id: uidOf('bob@x.org'), name: 'Bob' });
   const carl = await open('carl@x.org', 'presence', 'Carl');
-  assert.deepEqual(carl.frames[0].members.map((m) => m.email).sort(), ['ann@x.org', 'carl@x.org']);
-  await ann.next((f) => f.type === 'join' && f.user.email === 'carl@x.org');
+  assert.deepEqual(carl.frames[0].members.map((m) => m.id).sort(), [uidOf('ann@x.org'), uidOf('carl@x.org')].sort());
+  await ann.next((f) => f.type === 'join' && f.user.id === uidOf('carl@x.org'));
   assert.equal(ann.of('leave').length, 1);
   await Promise.all([ann.close(), carl.close()]);
 });

@@ -11,7 +11,7 @@ const rssKiB = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pi
 
 test('a client that stops reading is culled, the others keep receiving, memory stays bounded', async (t) => {
   const chat = await startChat({
-    CHAT_RATE_PER_SEC: '100000', CHAT_RATE_BURST: '100000', CHAT_RING_SIZE: '128',
+    CHAT_RATE_PER_SEC: '100000', CHAT_RATE_BURST: '100000', CHAT_RING_SIZE: '128', CHAT_ROOM_BACKLOG_FRAMES: '256',
     // keep ASan's freed-memory quarantine small so VmRSS reflects live memory
     ASAN_OPTIONS: 'detect_leaks=1:quarantine_size_mb=8',
   });
@@ -53,7 +53,7 @@ test('a client that stops reading is culled, the others keep receiving, memory s
   assert.ok(grewMiB < (ASAN ? 32 : 8), `RSS grew by ${grewMiB.toFixed(1)} MiB`);
   assert.ok(grewMiB < sentMiB / 2);
   // the others saw the culled user leave
-  await fast.next((f) => f.type === 'leave' && f.user.email === 'slow@x.org');
+  await fast.next((f) => f.type === 'leave' && f.user.id === uidOf('slow@x.org'));
   // once it reads again, the slow client finds its stream ended, with a gap
   slow.ws._socket.resume();
   await slow.closed;
@@ -69,7 +69,7 @@ test('idle connections are pinged; a peer that never answers is dropped, a live 
   // the raw socket reads but never answers pings: it must be dropped
   await dead.ended;
   assert.ok(dead.frames.some((f) => f.op === 0x9), 'the daemon pinged');
-  await live.next((f) => f.type === 'leave' && f.user.email === 'dead@x.org');
+  await live.next((f) => f.type === 'leave' && f.user.id === uidOf('dead@x.org'));
   // the ws client answered every ping and is still usable
   live.send({ type: 'message', text: 'alive' });
   assert.equal((await live.next((f) => f.type === 'message')).text, 'alive');
@@ -105,7 +105,7 @@ test('any input keeps a connection: a chatting client that never pongs stays; on
   const talk = setInterval(() => chatty.write(RawWs.frame(0x1, JSON.stringify({ type: 'message', text: `k${n++}` }))), 500);
   try {
     await ponger.ended;
-    await watcher.next((f) => f.type === 'leave' && f.user.email === 'ponger@x.org');
+    await watcher.next((f) => f.type === 'leave' && f.user.id === uidOf('ponger@x.org'));
   } finally {
     clearInterval(talk);
   }

@@ -153,6 +153,7 @@ export async function startStack(opts = {}) {
     const redisEnv = { CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(s.redis.port) };
     const webPort = await freePort();
     const chatPort = await freePort();
+    const chatAdminPort = await freePort();
     const port = opts.port || await freePort();
     s.port = port;
     s.url = `http://127.0.0.1:${port}`;
@@ -162,8 +163,8 @@ export async function startStack(opts = {}) {
       STATIC_DIR, TRUST_PROXY: '1', COOKIE_SECURE: '0', LOG_LEVEL: 'info',
       WEB_REDIS_HOST: '127.0.0.1', WEB_REDIS_PORT: String(s.redis.port), ...opts.webEnv };
     s.chatEnv = { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1', CHAT_PORT: String(chatPort),
-      LOG_LEVEL: 'info', ...redisEnv, ...(s.mongo ? { CHAT_MONGO_URI: s.mongo.uri } : {}),
-      ...opts.chatEnv };
+      CHAT_ADMIN_PORT: String(chatAdminPort), LOG_LEVEL: 'info', ...redisEnv,
+      ...(s.mongo ? { CHAT_MONGO_URI: s.mongo.uri } : {}), ...opts.chatEnv };
 
     s.website = await startDaemon(BIN.website, s.webEnv, webPort, { timeoutMs: START_TIMEOUT_MS });
     s.website.port = webPort;
@@ -171,9 +172,11 @@ export async function startStack(opts = {}) {
 
     s.startChat = async () => {
       if (s.chat && s.chat.child.exitCode === null && s.chat.child.signalCode === null) return;
-      s.chat = await startDaemon(BIN.chat, s.chatEnv, chatPort, { timeoutMs: START_TIMEOUT_MS });
+      s.chat = await startDaemon(BIN.chat, s.chatEnv, [chatPort, chatAdminPort],
+        { timeoutMs: START_TIMEOUT_MS });
       s.chat.port = chatPort;
-      await waitForRedis(chatPort, s.chat);
+      s.chat.adminPort = chatAdminPort; // /healthz, /metrics (never proxied by nginx)
+      await waitForRedis(chatAdminPort, s.chat);
     };
     s.stopChat = async () => {
       if (!s.chat) return;

@@ -10,10 +10,14 @@ import { sleep } from '../lib/proc.mjs';
 export const WAIT_MS = Number(process.env.PARLEY_WAIT_MS || 20000);
 
 // Opens a WebSocket and keeps every JSON frame it receives. next(pred) resolves with the
-// first frame (not yet taken) that matches, or rejects after WAIT_MS.
-export function openChat(url, token, { headers } = {}) {
-  const wsUrl = url.replace(/^http/, 'ws') + '/ws' + (token ? `?access_token=${encodeURIComponent(token)}` : '');
-  const ws = new WebSocket(wsUrl, { headers });
+// first frame (not yet taken) that matches, or rejects after WAIT_MS. The token goes in
+// Authorization: Bearer, or, with `cookie` (a WebClient's cookie jar, which holds the
+// parley_ws_<room> cookie the token endpoint set), as a browser sends it: the cookie and
+// the site as Origin, to `path` (the token response's ws_url). Never in the URL.
+export function openChat(url, token, { headers, cookie, path = '/ws' } = {}) {
+  const wsUrl = url.replace(/^http/, 'ws') + path;
+  const auth = cookie ? { Cookie: cookie, Origin: url } : token ? { Authorization: `Bearer ${token}` } : {};
+  const ws = new WebSocket(wsUrl, { headers: { ...auth, ...headers } });
   const c = { ws, frames: [], waiters: [], closed: null };
   const feed = () => {
     for (const w of [...c.waiters]) {
@@ -94,12 +98,13 @@ export async function happyPath(url) {
 
   const ta = await annC.chatToken(room);
   assert.equal(ta.status, 200, `token: ${ta.status} ${ta.text}`);
-  assert.equal(ta.body.ws_url, '/ws');
+  assert.equal(ta.body.ws_url, `/ws?room=${room}`);
   assert.equal(ta.body.room, room);
   const tb = await bobC.chatToken(room);
   assert.equal(tb.status, 200, `token: ${tb.status} ${tb.text}`);
 
-  const a = openChat(url, ta.body.token);
+  // ann connects as the browser does (the cookie), bob as any other client (Bearer)
+  const a = openChat(url, null, { cookie: annC.cookieHeader(), path: ta.body.ws_url });
   await a.opened;
   const wa = await a.next((f) => f.type === 'welcome', 'welcome');
   assert.equal(wa.room, room);
@@ -107,9 +112,9 @@ export async function happyPath(url) {
   const b = openChat(url, tb.body.token);
   await b.opened;
   const wb = await b.next((f) => f.type === 'welcome', 'welcome');
-  assert.ok(wb.members.some((m) => m.email === ann.email), 'bob sees ann in the room');
+  assert.ok(wb.members.some((m) => m.name === ann.name && m.id === wa.you.id), 'bob sees ann in the room');
   const join = await a.next((f) => f.type === 'join', 'join');
-  assert.equal(join.user.email, bob.email);
+  assert.equal(join.user.name, bob.name);
 
   const text1 = `hello from ann ${uniq()} <b>&</b>`;
   a.send({ type: 'message', text: text1, client_id: 'c1' });
@@ -128,7 +133,7 @@ export async function happyPath(url) {
     assert.equal(m.user.name, bob.name);
   }
   await b.close();
-  await a.next((f) => f.type === 'leave' && f.user.email === bob.email, 'bob\'s leave');
+  await a.next((f) => f.type === 'leave' && f.user.name === bob.name, 'bob\'s leave');
   await a.close();
   return { ann, bob, room, tokens: [ta.body.token, tb.body.token] };
 }
