@@ -63,6 +63,12 @@ struct chat_config {
     long long stream_len;        /* CHAT_STREAM_LEN: messages per room kept in Redis */
     long long idempotency_ttl;   /* CHAT_IDEMPOTENCY_TTL: s a client_id is remembered */
     long long outbox_max;        /* CHAT_OUTBOX_MAX: unarchived messages before unavailable */
+    /* the archive (archive.c: MongoDB, its own Redis connections) */
+    char *mongo_uri;            /* CHAT_MONGO_URI (secret: it may hold credentials) */
+    char *mongo_db;             /* CHAT_MONGO_DB */
+    long long archive_batch;    /* CHAT_ARCHIVE_BATCH: outbox entries per MongoDB write */
+    long long archive_claim_ms; /* CHAT_ARCHIVE_CLAIM_MS: idle time before XAUTOCLAIM */
+    long long history_queue;    /* CHAT_HISTORY_QUEUE: archive queries waiting */
 };
 
 int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);

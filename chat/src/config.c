@@ -99,6 +99,15 @@ static const struct cm_cfg_entry table[] = {
      "seconds a client_id is remembered (a retry within it is not a second message)"},
     {"CHAT_OUTBOX_MAX", CM_CFG_INT, "1000000", 1000, 100000000, &cfg.outbox_max,
      "messages waiting for the archive before senders get unavailable"},
+    {"CHAT_MONGO_URI", CM_CFG_SECRET, "mongodb://127.0.0.1:27017/?appname=parley-chat", 10, 4096,
+     &cfg.mongo_uri, "MongoDB connection string (may hold credentials)"},
+    {"CHAT_MONGO_DB", CM_CFG_STR, "parley", 1, 63, &cfg.mongo_db, "MongoDB database"},
+    {"CHAT_ARCHIVE_BATCH", CM_CFG_INT, "500", 1, 10000, &cfg.archive_batch,
+     "outbox entries archived per MongoDB write"},
+    {"CHAT_ARCHIVE_CLAIM_MS", CM_CFG_INT, "30000", 1000, 3600000, &cfg.archive_claim_ms,
+     "ms an outbox entry stays unacked before another archiver takes it over"},
+    {"CHAT_HISTORY_QUEUE", CM_CFG_INT, "1024", 1, 1000000, &cfg.history_queue,
+     "archive (MongoDB) history queries waiting; beyond it `unavailable`"},
 };
 /* clang-format on */
 #define NTABLE (sizeof table / sizeof table[0])
@@ -173,6 +182,13 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
                  cfg.backlog_bytes, cfg.max_message_bytes);
         return -1;
     }
+    /* a database name is a path component on the server: keep to plain characters */
+    for (const char *p = cfg.mongo_db; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-')) {
+            snprintf(err, errlen, "CHAT_MONGO_DB: only letters, digits, '_' and '-' are allowed");
+            return -1;
+        }
     *out = cfg;
     return 0;
 }

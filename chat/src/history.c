@@ -18,9 +18,7 @@
 #include "redis.h"
 #include "room.h"
 
-#ifdef CHAT_HAVE_ARCHIVE
 #include "archive.h"
-#endif
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -97,6 +95,7 @@ struct fetch {
 
 /* One publish in flight. */
 struct pub {
+    struct pub *next; /* in a seed queue */
     struct chat_history *h;
     uint64_t conn_id;
     int64_t rid;
@@ -106,6 +105,14 @@ struct pub {
     char *parts[3];
     size_t plen[3];
     char uid[CM_UID_MAX + 1];
+};
+
+/* A room whose counter is being reseeded: its publishes wait here, in order, so one
+ * sender's messages keep their order (those already sent come back {2} in order too). */
+struct seedq {
+    struct seedq *next;
+    int64_t rid;
+    struct pub *head, *tail;
 };
 
 struct hist_stats {
@@ -121,6 +128,7 @@ struct chat_history {
     uint64_t gen;
     uint64_t next_tag;
     struct fetch *waiting; /* fetches waiting for the archive */
+    struct seedq *seeding; /* rooms whose counter is being reseeded */
     size_t npub;           /* publishes in flight */
     struct hist_stats st;
 };
@@ -241,9 +249,9 @@ static void pub_send(struct pub *p);
 static void pub_free(struct pub *p);
 static void pub_unavailable(struct pub *p);
 static void on_seeded(struct chat_redis *r, const redisReply *rep, void *ud);
+static void seedq_finish(struct chat_history *h, int64_t rid, bool ok);
 static void room_synced(struct chat_history *h, struct chat_room *room, bool ok, uint64_t seq);
 
-#ifdef CHAT_HAVE_ARCHIVE
 static int archive_ask(struct fetch *f, uint64_t lo, uint64_t hi, bool max_only)
 {
     struct chat_history *h = f->h;
@@ -301,26 +309,12 @@ static void on_archive(void *ud, struct chat_archive_result *res)
     chat_archive_result_free(res);
     fetch_done(f, ok);
 }
-#else
-static int archive_ask(struct fetch *f, uint64_t lo, uint64_t hi, bool max_only)
-{
-    (void)f;
-    (void)lo;
-    (void)hi;
-    (void)max_only;
-    return -1;
-}
-#endif
 
 void chat_history_drain(struct chat_server *srv)
 {
-#ifdef CHAT_HAVE_ARCHIVE
     struct chat_history *h = srv->hist;
     if (h && h->archive)
         chat_archive_drain(h->archive, on_archive, h);
-#else
-    (void)srv;
-#endif
 }
 
 static void on_xrange(struct chat_redis *r, const redisReply *rep, void *ud)
@@ -488,22 +482,22 @@ static void fetch_done(struct fetch *f, bool ok)
         break;
     }
     case F_SEED: {
-        struct pub *p = f->pub;
         if (!ok) {
-            pub_unavailable(p);
-            pub_free(p);
+            seedq_finish(h, f->rid, false);
             break;
         }
         /* SET NX: if another replica seeded (or published) meanwhile, its value stands */
         char k[KEY_MAX], v[24];
-        size_t kl = key(k, p->rid, "seq");
+        size_t kl = key(k, f->rid, "seq");
         int vl = snprintf(v, sizeof v, "%" PRIu64, f->cursor);
         const char *argv[4] = {"SET", k, v, "NX"};
         size_t lens[4] = {3, kl, (size_t)vl, 2};
         h->st.reseeds++;
-        if (chat_redis_command(h->redis, on_seeded, p, 4, argv, lens) < 0) {
-            pub_unavailable(p);
-            pub_free(p);
+        int64_t *rid = cm_xmalloc(sizeof *rid);
+        *rid = f->rid;
+        if (chat_redis_command(h->redis, on_seeded, rid, 4, argv, lens) < 0) {
+            free(rid);
+            seedq_finish(h, f->rid, false);
         }
         break;
     }
@@ -511,7 +505,14 @@ static void fetch_done(struct fetch *f, bool ok)
         struct chat_room *room = room_by_rid(h, f->rid);
         if (!room || room->hgen != f->gen)
             break;
-        room_synced(h, room, ok, f->cursor);
+        /* no counter in Redis and no answer from the archive: the room starts at 0 here
+         * (joins work); its first publish needs the archive to reseed the counter, so no
+         * seq can be given out twice (the room then catches up through gap filling) */
+        if (!ok)
+            cm_warn("room rid=%" PRId64 ": no counter in Redis and the archive does not answer; "
+                    "joining at seq 0",
+                    room->rid);
+        room_synced(h, room, true, ok ? f->cursor : 0);
         break;
     }
     }
@@ -633,7 +634,7 @@ static void on_get_seq(struct chat_redis *r, const redisReply *rep, void *ud)
         }
         if (archive_ask(f, 0, 0, true) < 0) {
             fetch_free(f);
-            room_synced(h, room, false, 0);
+            room_synced(h, room, true, 0); /* as F_SYNC without an answer */
         }
         return;
     }
@@ -782,6 +783,49 @@ static void pub_unavailable(struct pub *p)
                    p->cid, p->cidlen);
 }
 
+static struct seedq *seedq_of(struct chat_history *h, int64_t rid)
+{
+    for (struct seedq *q = h->seeding; q; q = q->next)
+        if (q->rid == rid)
+            return q;
+    return NULL;
+}
+
+static void seedq_push(struct seedq *q, struct pub *p)
+{
+    p->next = NULL;
+    if (q->tail)
+        q->tail->next = p;
+    else
+        q->head = p;
+    q->tail = p;
+}
+
+/* The room's counter is seeded (ok) or could not be: send (or refuse) what waited. */
+static void seedq_finish(struct chat_history *h, int64_t rid, bool ok)
+{
+    struct seedq **pp = &h->seeding, *q = NULL;
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->rid == rid) {
+            q = *pp;
+            *pp = q->next;
+            break;
+        }
+    if (!q)
+        return;
+    for (struct pub *p = q->head, *next; p; p = next) {
+        next = p->next;
+        p->next = NULL;
+        if (ok) {
+            pub_send(p);
+        } else {
+            pub_unavailable(p);
+            pub_free(p);
+        }
+    }
+    free(q);
+}
+
 static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
 {
     struct pub *p = ud;
@@ -837,18 +881,26 @@ static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
         return;
     }
     if (code == 2 && !p->seeded) {
-        /* the room's counter is missing: reseed it from the archive's max(seq) */
+        /* the room's counter is missing: reseed it from the archive's max(seq), once for
+         * all the room's publishes that come back like this one */
         p->seeded = true;
+        struct seedq *q = seedq_of(h, p->rid);
+        if (q) {
+            seedq_push(q, p);
+            return;
+        }
+        q = cm_xcalloc(1, sizeof *q);
+        q->rid = p->rid;
+        q->next = h->seeding;
+        h->seeding = q;
+        seedq_push(q, p);
         struct fetch *f = fetch_new(h, F_SEED, p->rid);
-        f->pub = p;
         if (!h->archive) {
             f->cursor = 0;
             fetch_done(f, true);
         } else if (archive_ask(f, 0, 0, true) < 0) {
-            f->pub = NULL;
             fetch_free(f);
-            pub_unavailable(p);
-            pub_free(p);
+            seedq_finish(h, p->rid, false);
         }
         return;
     }
@@ -858,14 +910,10 @@ static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
 
 static void on_seeded(struct chat_redis *r, const redisReply *rep, void *ud)
 {
-    (void)r;
-    struct pub *p = ud;
-    if (!rep || rep->type == REDIS_REPLY_ERROR) {
-        pub_unavailable(p);
-        pub_free(p);
-        return;
-    }
-    pub_send(p);
+    struct chat_history *h = chat_redis_user(r);
+    int64_t rid = *(int64_t *)ud;
+    free(ud);
+    seedq_finish(h, rid, rep && rep->type != REDIS_REPLY_ERROR);
 }
 
 static void pub_send(struct pub *p)
@@ -942,6 +990,12 @@ void chat_history_publish(struct chat_server *srv, struct chat_conn *c, const st
     p->parts[2] = chat_proto_message_tail(req->client_id, req->client_id_len, c->room->name, c->uid,
                                           c->member->name, req->text, req->text_len, cm_now_ms(),
                                           &p->plen[2]);
+    struct seedq *q = seedq_of(h, p->rid);
+    if (q) {
+        p->seeded = true; /* waits for the room's counter, behind what came before */
+        seedq_push(q, p);
+        return;
+    }
     pub_send(p);
 }
 
@@ -974,10 +1028,8 @@ struct chat_history *chat_history_new(struct chat_server *srv, struct lws_vhost 
     struct chat_history *h = cm_xcalloc(1, sizeof *h);
     h->srv = srv;
     h->archive = archive;
-#ifdef CHAT_HAVE_ARCHIVE
     if (archive)
         chat_archive_set_waker(archive, srv->ctx);
-#endif
     struct chat_redis_opts o = {
         .host = cfg->redis_host,
         .port = (int)cfg->redis_port,
@@ -1001,6 +1053,15 @@ void chat_history_free(struct chat_history *h)
     if (!h)
         return;
     chat_redis_free(h->redis); /* fails what is in flight: their callbacks free them */
+    while (h->seeding) {
+        struct seedq *q = h->seeding;
+        h->seeding = q->next;
+        for (struct pub *p = q->head, *next; p; p = next) {
+            next = p->next;
+            pub_free(p);
+        }
+        free(q);
+    }
     while (h->waiting) {
         struct fetch *f = h->waiting;
         h->waiting = f->next;
@@ -1084,7 +1145,6 @@ void chat_history_metrics(const struct chat_history *h, struct cm_buf *b)
     uint64_t count = rs.lat_bucket[CHAT_REDIS_LAT_BUCKETS - 1];
     cm_buf_printf(b, "chat_redis_latency_ms_sum %.3f\nchat_redis_latency_ms_count %" PRIu64 "\n",
                   rs.lat_sum_ms, count);
-#ifdef CHAT_HAVE_ARCHIVE
     if (h->archive) {
         struct chat_archive_stats as;
         chat_archive_stats(h->archive, &as);
@@ -1104,5 +1164,4 @@ void chat_history_metrics(const struct chat_history *h, struct cm_buf *b)
             "# TYPE chat_archive_lag_ms gauge\nchat_archive_lag_ms %" PRIu64 "\n",
             as.archived, as.write_errors, as.read_errors, as.queue_depth, as.lag_ms);
     }
-#endif
 }

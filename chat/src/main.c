@@ -1,4 +1,5 @@
 /* parley-chat: configuration, signals, the lws context and the service loop. */
+#include "archive.h"
 #include "chat.h"
 #include "history.h"
 #include "rawguard.h"
@@ -76,6 +77,14 @@ int main(void)
 
     cm_signals_install(on_signal);
 
+    /* the archive's threads connect to Redis and MongoDB in the background (neither needs to
+     * be up); it fails only on a CHAT_MONGO_URI that does not parse */
+    struct chat_archive *archive = chat_archive_new(&cfg);
+    if (!archive) {
+        chat_config_free();
+        return 2;
+    }
+
     struct rlimit rl;
     size_t guard_fds = 4096;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
@@ -148,6 +157,7 @@ int main(void)
         chat_index_free(&srv.index);
         chat_inbox_free(&srv.inbox);
         chat_rawguard_free();
+        chat_archive_free(archive);
         chat_config_free();
         return 1;
     }
@@ -157,6 +167,7 @@ int main(void)
         lws_context_destroy(ctx);
         chat_rooms_free(srv.rooms);
         chat_rawguard_free();
+        chat_archive_free(archive);
         chat_config_free();
         return 1;
     }
@@ -165,7 +176,7 @@ int main(void)
     chat_inbox_set_context(&srv.inbox, ctx);
     cm_info("listening on %s:%lld (WebSocket at /ws), admin on %s:%lld (/healthz, /metrics)",
             cfg.listen_addr, cfg.port, cfg.admin_addr, cfg.admin_port);
-    srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), NULL);
+    srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), archive);
     chat_conn_sweep_start(&srv);
 
     while (!stop_requested)
@@ -188,6 +199,7 @@ int main(void)
         cm_warn("%zu connections did not close in time", srv.nconns);
     chat_history_free(srv.hist);
     srv.hist = NULL;
+    chat_archive_free(archive); /* before the context: its threads wake it */
     the_ctx = NULL;
     chat_inbox_set_context(&srv.inbox, NULL);
     lws_context_destroy(ctx);

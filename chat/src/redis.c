@@ -478,6 +478,11 @@ void chat_redis_free(struct chat_redis *r)
     free(r);
 }
 
+void *chat_redis_user(const struct chat_redis *r)
+{
+    return r->h.ud;
+}
+
 bool chat_redis_ready(const struct chat_redis *r)
 {
     return r && r->ready;

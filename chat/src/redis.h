@@ -69,6 +69,8 @@ void chat_redis_free(struct chat_redis *r);
 int chat_redis_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                             size_t len);
 
+/* The hooks' ud given to chat_redis_new. */
+void *chat_redis_user(const struct chat_redis *r);
 /* True when commands can be sent (connected, script loaded). */
 bool chat_redis_ready(const struct chat_redis *r);
 /* SHA1 of the loaded script (40 hex digits), "" when not ready. */

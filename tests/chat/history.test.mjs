@@ -1,8 +1,8 @@
 // The invariants of the message pipeline (issue 10) against the real parley-chat and a real
 // redis-server: one gap-free sequence per room, stored before seen, exactly the missed
 // messages on resume, a retry is not a second message, bounded history requests.
-// No MongoDB here (these daemons run without the archive: everything asked for is still in
-// the Redis stream); the archive's tests use the MongoDB stand-in.
+// The archive writes to the MongoDB stand-in (tests/lib/mongo.mjs); what is asked for here is
+// still in the Redis stream. Tests that look at the outbox point the archive at a closed port.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startChat, Client, metrics, until, sleep, T } from './lib.mjs';
@@ -58,8 +58,17 @@ test('one sequence per room: concurrent senders, every client gets the same gap-
   assert.equal(other.of('message').length, 1, 'nothing of the other room leaked');
 });
 
+const NO_ARCHIVE = { CHAT_MONGO_URI: 'mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=200' };
+function ridOfRoom(chat, room) {
+  // the token's rid claim for this room (tests/lib/token.mjs derives it from the name)
+  const tok = chat.token({ room });
+  return JSON.parse(Buffer.from(tok.split('.')[1], 'base64url')).rid;
+}
+
 test('stored before seen: every message a client received is in the room stream, byte for byte', async () => {
-  const chat = await chatWith();
+  const chat = await chatWith(NO_ARCHIVE);
+  // without the archive a room's counter cannot be seeded: the room exists already
+  await chat.redis.cmd('SET', `parley:{r${ridOfRoom(chat, 'stored')}}:seq`, '0');
   const a = await open(chat, 'a@x.org', 'stored');
   const raw = [];
   a.ws.on('message', (d) => { const s = d.toString(); if (s.startsWith('{"type":"message"')) raw.push(s); });
@@ -71,11 +80,6 @@ test('stored before seen: every message a client received is in the room stream,
   assert.equal(outbox, 25, 'and one archive outbox entry per message');
 });
 
-function ridOfRoom(chat, room) {
-  // the token's rid claim for this room (tests/lib/token.mjs derives it from the name)
-  const tok = chat.token({ room });
-  return JSON.parse(Buffer.from(tok.split('.')[1], 'base64url')).rid;
-}
 
 test('a fresh joiner gets welcome.last_seq and the last 50 messages in order; paging back reaches seq 1', async () => {
   const chat = await chatWith();
@@ -232,12 +236,13 @@ test('hostile history requests get bad_request and the connection stays', async 
 });
 
 test('a full archive outbox refuses messages with unavailable; nothing is dropped', async () => {
-  const chat = await chatWith({ CHAT_OUTBOX_MAX: '1000' });
+  const chat = await chatWith({ CHAT_OUTBOX_MAX: '1000', ...NO_ARCHIVE });
   for (let i = 0; i < 1000; i += 100) {
     const args = [];
     for (let k = 0; k < 100; k++) args.push(['XADD', 'parley:outbox', '*', 'rid', '1', 'seq', String(i + k), 'm', '{}']);
     await Promise.all(args.map((a) => chat.redis.cmd(...a)));
   }
+  await chat.redis.cmd('SET', `parley:{r${ridOfRoom(chat, 'outbox')}}:seq`, '0');
   const c = await open(chat, 'u@x.org', 'outbox');
   c.send({ type: 'message', text: 'nope', client_id: 'full-1' });
   const e = await c.next((f) => f.type === 'error');
@@ -395,4 +400,25 @@ test('kill -9 of the chat daemon mid-stream: history holds every message anyone 
   assert.deepEqual([...seenBefore, ...h.messages.map((m) => m.seq), ...seqs(back)], range(1, n));
   await second.d.stop();
   await redis.cleanup();
+});
+
+test('Redis loses a room (counter and stream): the counter is reseeded from the archive, history comes from it, no seq is reused', async () => {
+  const chat = await chatWith();
+  const room = 'lost-room';
+  const rid = ridOfRoom(chat, room);
+  const a = await open(chat, 'a@x.org', room);
+  await sendAll(a, 'old', 5);
+  // the archive (MongoDB stand-in) has them all
+  await until(async () => (await metrics(chat.port)).chat_archive_archived_total >= 5, T, 'archived');
+  await a.close();
+  await until(async () => (await metrics(chat.port)).chat_rooms === 0, T, 'room freed');
+  await chat.redis.cmd('DEL', `parley:{r${rid}}:seq`, `parley:{r${rid}}:stream`);
+  const b = new Client(chat.url(chat.token({ sub: 'b@x.org', name: 'b', room })));
+  await b.opened;
+  assert.equal((await b.next((f) => f.type === 'welcome')).last_seq, 5, 'last_seq from the archive');
+  const h = await b.next((f) => f.type === 'history');
+  assert.deepEqual(h.messages.map((m) => [m.seq, m.text]), range(1, 5).map((s) => [s, `old ${s - 1}`]));
+  b.send({ type: 'message', text: 'new', client_id: 'new-1' });
+  assert.equal((await b.next((f) => f.type === 'message')).seq, 6, 'the sequence continues');
+  assert.ok((await metrics(chat.port)).chat_seq_reseeds_total >= 1);
 });

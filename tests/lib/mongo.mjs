@@ -9,7 +9,9 @@ const running = new Set();
 process.on('exit', () => { for (const c of running) { try { c.kill('SIGKILL'); } catch { /* gone */ } } });
 
 let announced = false;
-export async function startMongo({ port, storage } = {}) {
+// unref: a stand-in shared by a whole test file must not keep the file's process alive (it is
+// killed when the process exits).
+export async function startMongo({ port, storage, unref = false } = {}) {
   port = port || await freePort();
   if (!announced) {
     announced = true;
@@ -19,9 +21,12 @@ export async function startMongo({ port, storage } = {}) {
   m.start = async () => {
     const args = [join(ROOT, 'scripts', 'mongo-standin', 'server.mjs'), '--port', String(port)];
     if (storage) args.push('--storage', storage);
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    child.stdout.on('data', (b) => { m.log += b; });
-    child.stderr.on('data', (b) => { m.log += b; });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', unref ? 'ignore' : 'pipe', unref ? 'ignore' : 'pipe'] });
+    if (unref) child.unref();
+    else {
+      child.stdout.on('data', (b) => { m.log += b; });
+      child.stderr.on('data', (b) => { m.log += b; });
+    }
     running.add(child);
     m.child = child;
     m.exited = new Promise((res) => child.on('exit', (code, signal) => { running.delete(child); res({ code, signal }); }));

@@ -56,7 +56,7 @@ static void first_line(const char *msg, char *out, size_t cap)
     out[i] = '\0';
 }
 
-static PGconn *db_connect(void)
+PGconn *web_db_connect(void)
 {
     char port[16], timeout[16];
     snprintf(port, sizeof port, "%lld", web_cfg.db_port);
@@ -129,7 +129,7 @@ static struct web_db_conn *acquire(void)
         slot->pg = NULL;
     }
     if (!slot->pg) {
-        slot->pg = db_connect();
+        slot->pg = web_db_connect();
         slot->epoch = epoch;
     }
     if (!slot->pg || !ensure_migrated(slot->pg)) {

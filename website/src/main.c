@@ -4,6 +4,7 @@
 #include "cm_util.h"
 #include "config.h"
 #include "db.h"
+#include "events.h"
 #include "http.h"
 #include "password.h"
 
@@ -48,6 +49,7 @@ int main(void)
     sigaddset(&stopset, SIGTERM);
     sigaddset(&stopset, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stopset, &old);
+    web_events_start(); /* room deletions for the chat archive; retries by itself */
     if (!stop_signal && web_http_start() < 0)
         goto out_db;
 
@@ -60,6 +62,7 @@ out_db:
     web_db_shutdown();
     web_password_shutdown();
 out_cfg:
+    web_events_stop();
     web_config_free();
     return rc;
 }
