@@ -422,3 +422,34 @@ test('Redis loses a room (counter and stream): the counter is reseeded from the 
   assert.equal((await b.next((f) => f.type === 'message')).seq, 6, 'the sequence continues');
   assert.ok((await metrics(chat.port)).chat_seq_reseeds_total >= 1);
 });
+
+test('paging and resuming past the Redis stream window read the archive: seq 1..N, once each, in order', async () => {
+  const chat = await chatWith({ CHAT_STREAM_LEN: '100' });
+  const room = 'window';
+  const rid = ridOfRoom(chat, room);
+  const w = await open(chat, 'w@x.org', room);
+  await sendAll(w, 'p', 600);
+  const first = (await chat.redis.cmd('XRANGE', `parley:{r${rid}}:stream`, '-', '+', 'COUNT', '1'))[0][0];
+  assert.ok(Number(first.split('-')[0]) > 100, `the stream was trimmed (first entry ${first})`);
+  await until(async () => (await metrics(chat.port)).chat_archive_archived_total >= 600, T, 'archived');
+  const reads0 = (await metrics(chat.port)).chat_history_archive_reads_total;
+  const j = await open(chat, 'j@x.org', room);
+  const h = j.of('history')[0] || await j.next((f) => f.type === 'history');
+  const got = [...h.messages];
+  let before = h.messages[0].seq;
+  for (;;) {
+    j.send({ type: 'history', before, limit: 100 });
+    const p = await j.next((f) => f.type === 'history' && f.before === before);
+    got.unshift(...p.messages);
+    if (!p.more) break;
+    before = p.messages[0].seq;
+  }
+  assert.deepEqual(got.map((m) => m.seq), range(1, 600));
+  assert.deepEqual(got.map((m) => m.text), range(0, 599).map((i) => `p ${i}`));
+  // a resume from far back: the first 500 after since, partly from the archive
+  const r = new Client(chat.url(chat.token({ sub: 'r@x.org', name: 'r', room }), 'since=10'));
+  await r.opened;
+  const rh = await r.next((f) => f.type === 'history');
+  assert.deepEqual([rh.messages.map((m) => m.seq), rh.more], [range(11, 510), true]);
+  assert.ok((await metrics(chat.port)).chat_history_archive_reads_total > reads0, 'the archive was read');
+});
