@@ -30,15 +30,18 @@
 #include "cm_log.h"
 #include "cm_util.h"
 
-/* KEYS: 1 seq, 2 stream, 3 outbox, 4 idem (only when the message has a client_id).
+/* KEYS: 1 seq, 2 stream, 3 outbox, 4 the room's deletion tombstone (set by the archive's
+ * deleter), 5 idem (only when the message has a client_id).
  * ARGV: 1-3 the frame in three parts (frame = p1..seq..p2..seq..p3: the id and the seq
  * field), 4 stream cap (MAXLEN ~), 5 idem TTL s, 6 outbox cap, 7 rid, 8 channel.
  * Returns {1, seq} stored and published; {0, seq, frame} a retry of a stored client_id
  * ({0, seq} if the stream no longer holds it); {2} the room's counter is missing (the caller
  * reseeds it from the archive with SET NX first, so a lost counter never restarts at 1);
- * error UNAVAILABLE while the outbox holds the cap (nothing dropped: the sender retries). */
+ * error UNAVAILABLE while the outbox holds the cap (nothing dropped: the sender retries);
+ * error GONE once the room was deleted. */
 const char chat_history_script[] =
-    "local idem = KEYS[4]\n"
+    "if redis.call('EXISTS', KEYS[4]) == 1 then return redis.error_reply('GONE room deleted') end\n"
+    "local idem = KEYS[5]\n"
     "if idem then\n"
     "  local s = redis.call('GET', idem)\n"
     "  if s then\n"
@@ -836,6 +839,16 @@ static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
         return;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
+        if (rep->len >= 4 && !memcmp(rep->str, "GONE", 4)) {
+            /* the room was deleted: this connection has nowhere to talk any more */
+            struct chat_conn *c = conn_by_id(h, p->rid, p->conn_id);
+            if (c) {
+                send_error(h->srv, c, "room_deleted", "this room was deleted", p->cid, p->cidlen);
+                chat_conn_close(h->srv, c, LWS_CLOSE_STATUS_NORMAL, "room deleted");
+            }
+            pub_free(p);
+            return;
+        }
         if (rep->len >= 8 && !memcmp(rep->str, "NOSCRIPT", 8))
             chat_redis_reload_script(r);
         else if (!(rep->len >= 11 && !memcmp(rep->str, "UNAVAILABLE", 11)))
@@ -936,16 +949,19 @@ static void pub_send(struct pub *p)
     int locap = snprintf(ocap, sizeof ocap, "%lld", cfg->outbox_max);
     int lrid = snprintf(rid, sizeof rid, "%" PRId64, p->rid);
     const char *sha = chat_redis_script_sha(h->redis);
-    int nkeys = p->cid ? 4 : 3;
+    char kdel[KEY_MAX];
+    size_t ldel = key(kdel, p->rid, "deleted");
+    int nkeys = p->cid ? 5 : 4;
     const char *argv[16];
     size_t lens[16];
     int n = 0;
     argv[n] = "EVALSHA", lens[n++] = 7;
     argv[n] = sha, lens[n++] = strlen(sha);
-    argv[n] = nkeys == 4 ? "4" : "3", lens[n++] = 1;
+    argv[n] = nkeys == 5 ? "5" : "4", lens[n++] = 1;
     argv[n] = kseq, lens[n++] = lseq;
     argv[n] = kstream, lens[n++] = lstream;
     argv[n] = "parley:outbox", lens[n++] = 13;
+    argv[n] = kdel, lens[n++] = ldel;
     if (p->cid)
         argv[n] = kidem, lens[n++] = lidem;
     for (int i = 0; i < 3; i++)

@@ -453,3 +453,15 @@ test('paging and resuming past the Redis stream window read the archive: seq 1..
   assert.deepEqual([rh.messages.map((m) => m.seq), rh.more], [range(11, 510), true]);
   assert.ok((await metrics(chat.port)).chat_history_archive_reads_total > reads0, 'the archive was read');
 });
+
+test('a deleted room (the archive set its tombstone) refuses messages: room_deleted, then close', async () => {
+  const chat = await chatWith();
+  const room = 'doomed';
+  const a = await open(chat, 'a@x.org', room);
+  await sendAll(a, 'x', 2);
+  await chat.redis.cmd('SET', `parley:{r${ridOfRoom(chat, room)}}:deleted`, '1');
+  a.send({ type: 'message', text: 'after', client_id: 'after-1' });
+  const e = await a.next((f) => f.type === 'error');
+  assert.deepEqual([e.code, e.client_id], ['room_deleted', 'after-1']);
+  assert.equal((await a.closed).code, 1000);
+});
