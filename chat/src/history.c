@@ -1088,6 +1088,12 @@ void chat_history_free(struct chat_history *h)
     free(h);
 }
 
+void chat_history_flush(struct chat_history *h)
+{
+    if (h)
+        chat_redis_flush(h->redis);
+}
+
 bool chat_history_available(const struct chat_history *h)
 {
     return h && chat_redis_ready(h->redis);

@@ -63,6 +63,9 @@ void chat_history_page(struct chat_server *srv, struct chat_conn *c, const struc
 /* Hands finished archive answers to their requests (LWS_CALLBACK_EVENT_WAIT_CANCELLED). */
 void chat_history_drain(struct chat_server *srv);
 
+/* After every lws_service round: sends the Redis commands queued in it. */
+void chat_history_flush(struct chat_history *h);
+
 /* Prometheus text for /metrics. */
 void chat_history_metrics(const struct chat_history *h, struct cm_buf *b);
 

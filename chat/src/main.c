@@ -179,9 +179,11 @@ int main(void)
     srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), archive);
     chat_conn_sweep_start(&srv);
 
-    while (!stop_requested)
+    while (!stop_requested) {
         if (lws_service(ctx, 0) < 0)
             break;
+        chat_history_flush(srv.hist);
+    }
 
     /* SIGTERM: refuse new upgrades, send every client a 1001 close, give them
      * CHAT_SHUTDOWN_GRACE_MS to be written, then tear the rest down */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <hiredis/async.h>
+#include <hiredis/sds.h>
 #include <libwebsockets.h>
 
 #include "cm_alloc.h"
@@ -476,6 +477,18 @@ void chat_redis_free(struct chat_redis *r)
     if (r->sub.ac)
         redisAsyncFree(r->sub.ac);
     free(r);
+}
+
+void chat_redis_flush(struct chat_redis *r)
+{
+    if (!r || r->stopping)
+        return;
+    struct link *links[2] = {&r->cmd, &r->sub};
+    for (int i = 0; i < 2; i++) {
+        struct link *l = links[i];
+        if (l->ac && l->connected && sdslen(l->ac->c.obuf))
+            redisAsyncHandleWrite(l->ac); /* may free the context (ev_cleanup) on an error */
+    }
 }
 
 void *chat_redis_user(const struct chat_redis *r)

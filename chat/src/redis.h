@@ -69,6 +69,9 @@ void chat_redis_free(struct chat_redis *r);
 int chat_redis_lws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                             size_t len);
 
+/* Writes what the commands of this service round queued, at once (call after every
+ * lws_service round): one write per round instead of waiting for a writeable event. */
+void chat_redis_flush(struct chat_redis *r);
 /* The hooks' ud given to chat_redis_new. */
 void *chat_redis_user(const struct chat_redis *r);
 /* True when commands can be sent (connected, script loaded). */
