@@ -149,7 +149,11 @@ export async function startStack(opts = {}) {
     s.pg = await startPostgres();
     // Redis orders and stores messages (the chat daemon refuses upgrades until it has it)
     s.redis = await startRedis({ aof: true });
-    if (opts.mongo) s.mongo = await startMongo({ storage: join(dir, 'mongo') });
+    // MongoDB archives every message; a room's first message also asks it whether the room
+    // has history (a counter Redis lost is reseeded from it), so the stack needs it. The
+    // stand-in (tests/lib/mongo.mjs: not MongoDB, see scripts/mongo-standin) unless
+    // opts.mongo === false.
+    if (opts.mongo !== false) s.mongo = await startMongo({ storage: join(dir, 'mongo') });
     const redisEnv = { CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(s.redis.port) };
     const webPort = await freePort();
     const chatPort = await freePort();
