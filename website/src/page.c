@@ -5,6 +5,9 @@
 #include "csrf.h"
 #include "db.h"
 #include "session.h"
+#include "validate.h"
+
+#include <stdio.h>
 
 #include <string.h>
 
@@ -104,7 +107,15 @@ bool web_page_user(struct web_req *r)
         return false;
     }
     if (!r->has_sess) {
-        web_redirect(r, "/login");
+        /* back to this page after the login, if it is one the login may return to */
+        char to[sizeof "/login?next=" + sizeof "/rooms/" + CM_ROOM_MAX];
+        size_t pl = strlen(r->path);
+        if (strcmp(r->method, "GET") == 0 && web_valid_next(r->path, pl) && pl > 6) {
+            snprintf(to, sizeof to, "/login?next=%s", r->path);
+            web_redirect(r, to);
+        } else {
+            web_redirect(r, "/login");
+        }
         return false;
     }
     if (r->sess.user.banned) {

@@ -102,21 +102,36 @@ out:
     web_form_free(&f);
 }
 
+/* next: a page to go to after the login, already checked with web_valid_next, or NULL. */
 static void login_form(struct web_req *r, unsigned status, const char *email, size_t email_len,
-                       const char *err_form)
+                       const char *err_form, const char *next)
 {
-    struct web_var v[] = {WEB_VARN("email", email, email_len), WEB_VAR("err_form", err_form)};
-    web_page(r, status, "Log in", NULL, "login.html", v, 2);
+    struct web_var v[] = {WEB_VARN("email", email, email_len), WEB_VAR("err_form", err_form),
+                          WEB_VAR("next", next)};
+    web_page(r, status, "Log in", NULL, "login.html", v, 3);
+}
+
+/* The ?next= of the login page or the "next" field of its form, if it is a safe target. */
+static const char *login_next(const char *s, size_t len, char *buf, size_t size)
+{
+    if (!s || len >= size || !web_valid_next(s, len))
+        return NULL;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return buf;
 }
 
 void web_h_login_get(struct web_req *r)
 {
+    char nb[sizeof "/rooms/" + CM_ROOM_MAX];
+    const char *arg = web_req_arg(r, "next");
+    const char *next = login_next(arg, arg ? strlen(arg) : 0, nb, sizeof nb);
     enum web_db_rc rc = web_session_load(r);
     if (rc == WEB_DB_OK && r->has_sess && !r->sess.user.banned) {
-        web_redirect(r, "/rooms");
+        web_redirect(r, next ? next : "/rooms");
         return;
     }
-    login_form(r, 200, "", 0, NULL);
+    login_form(r, 200, "", 0, NULL, next);
 }
 
 void web_h_login_post(struct web_req *r)
@@ -124,9 +139,12 @@ void web_h_login_post(struct web_req *r)
     struct web_form f;
     if (!web_page_form(r, &f))
         return;
-    size_t el = 0, pl = 0;
+    size_t el = 0, pl = 0, xl = 0;
     const char *email = web_form_get(&f, "email", &el);
     const char *pw = web_form_get(&f, "password", &pl);
+    char nb[sizeof "/rooms/" + CM_ROOM_MAX];
+    const char *xs = web_form_get(&f, "next", &xl);
+    const char *next = login_next(xs, xl, nb, sizeof nb);
     if (!email)
         email = "";
     if (!pw)
@@ -137,7 +155,7 @@ void web_h_login_post(struct web_req *r)
     char norm[WEB_EMAIL_MAX + 1];
     if (web_valid_email(email, el, norm) || pl == 0 || pl > WEB_PASSWORD_MAX) {
         web_password_verify(NULL, pw, pl > WEB_PASSWORD_MAX ? WEB_PASSWORD_MAX : pl);
-        login_form(r, 401, email, el, wrong);
+        login_form(r, 401, email, el, wrong, next);
         goto out;
     }
     const char *p[1] = {norm};
@@ -156,7 +174,7 @@ void web_h_login_post(struct web_req *r)
     PQclear(res);
     if (!ok) {
         cm_info("login failed");
-        login_form(r, 401, email, el, wrong);
+        login_form(r, 401, email, el, wrong, next);
         goto out;
     }
     if (banned) {
@@ -173,7 +191,7 @@ void web_h_login_post(struct web_req *r)
         goto out;
     }
     cm_info("user %lld logged in", id);
-    web_redirect(r, "/rooms");
+    web_redirect(r, next ? next : "/rooms");
 out:
     web_form_free(&f);
 }
