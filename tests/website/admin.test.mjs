@@ -23,7 +23,7 @@ test('the admin sees the Admin link and page with users and rooms', async () => 
   const room = `adm-${uniq()}`;
   await u.client.createRoom(room, 'Listed room');
   const rooms = await admin.get('/rooms');
-  assert.match(rooms.text, /<a href="\/admin">Admin<\/a>/);
+  assert.match(rooms.text, /<a href="\/admin">Manage site<\/a>/);
   const r = await admin.get('/admin');
   assert.equal(r.status, 200);
   assert.match(r.text, new RegExp(`<td>${u.email.replace(/[.+]/g, '\\$&')}</td>`));
