@@ -1195,7 +1195,6 @@
     regroup(li);
     scrollToBottom();
     input.value = '';
-    lastTypingSent = 0;
     updateCounter();
     flushOutbox();
   }
