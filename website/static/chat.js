@@ -58,6 +58,10 @@
   const csrf = root.dataset.csrf || (meta ? meta.getAttribute('content') : '') || '';
   const me = { id: root.dataset.userId || '', name: root.dataset.userName || '' };
   const baseTitle = document.title;
+  const myIds = new Set(me.id ? [me.id] : []); // the reader's public id (COMPAT: and email key)
+  function isMe(id) {
+    return !!id && myIds.has(id);
+  }
 
   // ---- small helpers (text only) ----
   function el(tag, cls, text) {
@@ -514,6 +518,7 @@
     if (f.you && typeof f.you === 'object') {
       if (typeof f.you.id === 'string' || typeof f.you.id === 'number') me.id = String(f.you.id);
       else if (COMPAT && typeof f.you.email === 'string') me.id = userOf({ user: f.you }).id;
+      if (me.id) myIds.add(me.id);
       if (typeof f.you.name === 'string' && f.you.name) me.name = f.you.name;
     }
     online.clear();
@@ -559,8 +564,11 @@
     if (typeof f.before === 'number') {
       loadingOlder = false;
       hasOlder = more;
-      prependOlder(list);
-      renderTop();
+      keepPlace(() => {
+        for (const m of list) addMessage(m, { history: true });
+        renderTop();
+      });
+      fillUp();
       return;
     }
     const first = !historyReady;
@@ -582,6 +590,7 @@
     renderTop();
     if (initial) scrollOnOpen();
     else if (wasBottom) scrollToBottom();
+    if (initial) fillUp();
     markSeen();
     if (!catchingUp) flushOutbox();
   }
@@ -597,12 +606,12 @@
     online.set(u.id, u.name);
     known.set(u.id, u.name);
     renderMembers();
-    if (!had && u.id !== me.id && !wasOnline.delete(u.id)) personNotice(u.name, ' joined');
+    if (!had && !isMe(u.id) && !wasOnline.delete(u.id)) personNotice(u.name, ' joined');
   }
 
   function onLeave(f) {
     const u = userOf(f);
-    if (!u.id || u.id === me.id) return;
+    if (!u.id || isMe(u.id)) return;
     const had = online.delete(u.id);
     stopTyping(u.id);
     renderMembers();
@@ -611,7 +620,7 @@
 
   function onTyping(f) {
     const u = userOf(f);
-    if (!u.id || u.id === me.id) return;
+    if (!u.id || isMe(u.id)) return;
     const old = typers.get(u.id);
     if (old) clearTimeout(old.timer);
     typers.set(u.id, { name: u.name, timer: setTimeout(() => stopTyping(u.id), TYPING_SHOW_MS) });
@@ -656,7 +665,7 @@
     clear(membersList);
     const connected = state === 'online';
     const list = connected ? Array.from(online, ([id, name]) => ({ id, name })) : [];
-    list.sort((a, b) => (a.id === me.id ? -1 : b.id === me.id ? 1 :
+    list.sort((a, b) => (isMe(a.id) ? -1 : isMe(b.id) ? 1 :
       a.name.localeCompare(b.name)));
     for (const m of list) {
       const li = el('li', 'chat-member');
@@ -664,7 +673,7 @@
       const dot = el('span', 'chat-member-dot');
       dot.setAttribute('aria-hidden', 'true');
       li.append(dot, bdi(m.name, 'chat-member-name'));
-      if (m.id === me.id) {
+      if (isMe(m.id)) {
         li.classList.add('is-me');
         li.append(el('span', 'chat-member-you', '(you)'));
       }
@@ -801,19 +810,27 @@
     }
   }
 
+  // The reader is at the top (or the log does not fill the screen): load the next older page.
+  function fillUp() {
+    requestAnimationFrame(() => {
+      if (log.scrollTop <= OLDER_AT_PX) maybeLoadOlder();
+    });
+  }
+
   function maybeLoadOlder() {
     if (!hasOlder || loadingOlder || !historyReady || catchingUp || !wsOpen() || !oldestSeq) {
       return;
     }
     loadingOlder = true;
-    renderTop();
+    keepPlace(renderTop);
     sendFrame({ type: 'history', before: oldestSeq, limit: PAGE_LIMIT });
   }
 
-  // Older messages go in above what is shown, and the reader's view does not move.
-  function prependOlder(list) {
+  // Older messages go in above what is shown, and the reader's view does not move: what is
+  // below the change keeps its distance from the bottom of the log.
+  function keepPlace(fn) {
     const before = log.scrollHeight - log.scrollTop;
-    for (const m of list) addMessage(m, { history: true });
+    fn();
     log.scrollTop = log.scrollHeight - before;
   }
 
@@ -840,10 +857,15 @@
     if (u.id) known.set(u.id, u.name);
     const cid = typeof f.client_id === 'string' ? f.client_id : '';
     const p = cid ? pending.get(cid) : null;
-    if (p && (u.id === me.id || !me.id)) confirm(cid, p);
+    // A frame with the client_id of an own pending message is that message (client_ids are
+    // random 128-bit values only this page knows until the server stores them).
+    if (p) {
+      if (COMPAT && u.id) myIds.add(u.id);
+      confirm(cid, p);
+    }
     if (!history) stopTyping(u.id);
     if (seq && bySeq.has(seq)) return;
-    const own = !!me.id && u.id === me.id;
+    const own = isMe(u.id);
     const li = buildMessage({ seq, id: f.id, clientId: cid, userId: u.id, name: u.name,
       text: f.text, ts: f.ts, own });
     const stick = atBottom();
@@ -1320,6 +1342,17 @@
   log.addEventListener('scroll', () => {
     if (atBottom()) newBelow.hidden = true;
     if (log.scrollTop <= OLDER_AT_PX) maybeLoadOlder();
+  });
+  // at the very top a wheel or a swipe scrolls nothing, so no scroll event comes
+  log.addEventListener('wheel', (ev) => {
+    if (ev.deltaY < 0 && log.scrollTop <= OLDER_AT_PX) maybeLoadOlder();
+  }, { passive: true });
+  log.addEventListener('touchmove', () => {
+    if (log.scrollTop <= OLDER_AT_PX) maybeLoadOlder();
+  }, { passive: true });
+  log.addEventListener('keydown', (ev) => {
+    if ((ev.key === 'PageUp' || ev.key === 'Home' || ev.key === 'ArrowUp') &&
+        log.scrollTop <= OLDER_AT_PX) maybeLoadOlder();
   });
   newBelow.addEventListener('click', () => {
     scrollToBottom();
