@@ -34,8 +34,10 @@ export const CHAT_MEMORY_ENV = {
 
 async function startChat(secret, env) {
   const port = await benchPort();
+  let adminPort = await benchPort(); // /healthz, /metrics (unused here, but must be free)
+  while (adminPort === port) adminPort = await benchPort();
   const d = await startDaemon(BIN.chat, { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1',
-    CHAT_PORT: String(port), ...env }, port);
+    CHAT_PORT: String(port), CHAT_ADMIN_PORT: String(adminPort), ...env }, [port, adminPort]);
   return { pid: d.pid, port, stop: () => d.stop(), logs: () => d.stderr };
 }
 

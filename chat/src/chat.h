@@ -10,6 +10,8 @@
 
 #include <libwebsockets.h>
 
+#include "inbox.h"
+#include "index.h"
 #include "protocol.h"
 #include "ratelimit.h"
 
@@ -19,23 +21,38 @@ struct chat_config {
     long long port;
     char *jwt_secret;
     char *log_level;
-    long long max_text_chars;         /* CHAT_MAX_TEXT_CHARS: code points per message */
-    long long max_client_id;          /* CHAT_MAX_CLIENT_ID: bytes of client_id */
-    long long max_message_bytes;      /* CHAT_MAX_MESSAGE_BYTES: reassembled ws message cap */
-    long long rx_buffer;              /* CHAT_RX_BUFFER: lws per-connection rx chunk size */
-    long long rate_per_sec;           /* CHAT_RATE_PER_SEC: token bucket refill */
-    long long rate_burst;             /* CHAT_RATE_BURST: token bucket size */
-    long long rate_strikes;           /* CHAT_RATE_STRIKES: violations in a row before 1008 */
-    long long ring_size;              /* CHAT_RING_SIZE: frames kept per room = max lag */
-    long long max_private;            /* CHAT_MAX_PENDING_REPLIES: queued welcome/error frames */
-    long long ping_interval;          /* CHAT_PING_INTERVAL: s without input before a ping */
-    long long idle_timeout;           /* CHAT_IDLE_TIMEOUT: s without input before hangup */
-    long long max_connections;        /* CHAT_MAX_CONNECTIONS: beyond it, handshakes get 503 */
-    long long max_header_bytes;       /* CHAT_MAX_HEADER_BYTES: pre-auth request header cap */
-    long long max_pending_handshakes; /* CHAT_MAX_PENDING_HANDSHAKES: concurrent header sets */
-    long long handshake_timeout;      /* CHAT_HANDSHAKE_TIMEOUT: s to finish the HTTP request */
-    long long shutdown_grace_ms;      /* CHAT_SHUTDOWN_GRACE_MS: flush time on SIGTERM */
-    long long reassembly_budget;      /* CHAT_REASSEMBLY_BUDGET: bytes of all rx buffers */
+    long long max_text_chars;          /* CHAT_MAX_TEXT_CHARS: code points per message */
+    long long max_client_id;           /* CHAT_MAX_CLIENT_ID: bytes of client_id */
+    long long max_message_bytes;       /* CHAT_MAX_MESSAGE_BYTES: reassembled ws message cap */
+    long long rx_buffer;               /* CHAT_RX_BUFFER: lws per-connection rx chunk size */
+    long long rate_per_sec;            /* CHAT_RATE_PER_SEC: token bucket refill */
+    long long rate_burst;              /* CHAT_RATE_BURST: token bucket size */
+    long long rate_strikes;            /* CHAT_RATE_STRIKES: violations in a row before 1008 */
+    long long ring_size;               /* CHAT_RING_SIZE: frames kept per room = max lag */
+    long long max_private;             /* CHAT_MAX_PENDING_REPLIES: queued welcome/error frames */
+    long long ping_interval;           /* CHAT_PING_INTERVAL: s without input before a ping */
+    long long idle_timeout;            /* CHAT_IDLE_TIMEOUT: s without input before hangup */
+    long long max_connections;         /* CHAT_MAX_CONNECTIONS: beyond it, handshakes get 503 */
+    long long max_header_bytes;        /* CHAT_MAX_HEADER_BYTES: pre-auth request header cap */
+    long long max_pending_handshakes;  /* CHAT_MAX_PENDING_HANDSHAKES: concurrent header sets */
+    long long handshake_timeout;       /* CHAT_HANDSHAKE_TIMEOUT: s to finish the HTTP request */
+    long long shutdown_grace_ms;       /* CHAT_SHUTDOWN_GRACE_MS: flush time on SIGTERM */
+    long long reassembly_budget;       /* CHAT_REASSEMBLY_BUDGET: bytes of all rx buffers */
+    long long reassembly_per_user;     /* CHAT_REASSEMBLY_PER_USER: one user's share of it */
+    long long partial_timeout_ms;      /* CHAT_PARTIAL_TIMEOUT_MS: to complete a message */
+    long long max_conns_per_user;      /* CHAT_MAX_CONNS_PER_USER */
+    long long max_conns_per_user_room; /* CHAT_MAX_CONNS_PER_USER_ROOM */
+    long long typing_per_sec;          /* CHAT_TYPING_PER_SEC: typing bucket refill (per user) */
+    long long typing_burst;            /* CHAT_TYPING_BURST */
+    long long control_per_sec;         /* CHAT_CONTROL_PER_SEC: ping/pong/close (per user) */
+    long long control_burst;           /* CHAT_CONTROL_BURST */
+    long long sndbuf;                  /* CHAT_SNDBUF: SO_SNDBUF of a WebSocket, 0 = kernel's */
+    long long slow_grace_ms;           /* CHAT_SLOW_GRACE_MS: unwritable this long = slow */
+    long long backlog_frames;          /* CHAT_ROOM_BACKLOG_FRAMES: ring's hard cap */
+    long long backlog_bytes;           /* CHAT_ROOM_BACKLOG_BYTES: ring's hard cap in bytes */
+    char *allowed_origins;             /* CHAT_ALLOWED_ORIGINS: cookie handshakes; "" = Host */
+    char *admin_addr;                  /* CHAT_ADMIN_ADDR: listener of /healthz, /metrics */
+    long long admin_port;              /* CHAT_ADMIN_PORT */
 };
 
 int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);
@@ -72,20 +89,25 @@ struct chat_conn {
     struct chat_room *room;
     struct chat_member *member;
     struct chat_conn *rprev, *rnext; /* the room's connection list */
+    struct chat_conn *idnext;        /* the index's id bucket chain */
+    struct chat_user *user;          /* the index's user of this connection */
+    struct chat_conn *uprev, *unext; /* that user's connection list */
     uint64_t id;
     uint64_t next_seq; /* next ring frame to send: this connection's tail */
     struct chat_frame *priv_head, *priv_tail;
     uint32_t npriv;
-    struct chat_bucket bucket;
     unsigned char *rx; /* reassembly buffer, only while a fragmented message arrives */
     size_t rx_len, rx_cap;
-    char *ident;     /* "email\0name\0room\0" copied from the verified token before ESTABLISHED */
+    char *ident;     /* "uid\0email\0name\0room\0" of the verified token (chat_conn_set_identity) */
     const char *why; /* close reason for the log (static string) */
     int fd;          /* socket, noted at ESTABLISHED (for rawguard) */
     uint16_t close_code; /* close to send on the next WRITEABLE */
     uint16_t peer_code;
     uint8_t strikes;
     bool authed, established, culled, counted, closing;
+    bool refused;        /* over a per-user budget at ESTABLISHED: only a 1008 close follows */
+    int64_t rx_since_ms; /* when the partial message in rx began (CHAT_PARTIAL_TIMEOUT_MS) */
+    int64_t wait_ms;     /* since when it has had frames to write and no WRITEABLE, 0 = not */
     /* liveness (see chat_conn_sweep): rx_seen is set by the recv() interposer (rawguard.c)
      * whenever bytes arrive; the sweep folds it into last_rx_ms */
     bool rx_seen;
@@ -94,11 +116,14 @@ struct chat_conn {
     int64_t ping_ms;    /* when the last unanswered ping was asked for, 0 = none */
 };
 
+#define CHAT_REJ_COUNT 19 /* entries of enum chat_reject */
 struct chat_counters {
     uint64_t messages_received, messages_delivered, frames_sent, rate_limited, culled,
         protocol_errors, bad_requests, handshakes_accepted, framing_violations, idle_dropped,
-        pings_sent, reassembly_refused;
-    uint64_t rejected[12]; /* by enum chat_reject */
+        pings_sent, reassembly_refused, user_conns_refused, typing_dropped, control_limited,
+        partial_timeouts;
+    uint64_t closed_by_lws[16];        /* closes lws made itself, by code (chat_conn_lws_close) */
+    uint64_t rejected[CHAT_REJ_COUNT]; /* by enum chat_reject */
 };
 
 enum chat_reject {
@@ -114,14 +139,23 @@ enum chat_reject {
     CHAT_REJ_BAD_CLAIM,
     CHAT_REJ_OVER_CAPACITY,
     CHAT_REJ_SHUTTING_DOWN,
+    CHAT_REJ_TOKEN_IN_URL, /* access_token in the query (400) */
+    CHAT_REJ_BAD_QUERY,    /* a query argument other than room=NAME once (400) */
+    CHAT_REJ_BAD_COOKIE,   /* the room's cookie twice with different values (400) */
+    CHAT_REJ_BAD_ORIGIN,   /* cookie without an allowed Origin (403) */
+    CHAT_REJ_WRONG_ROOM,   /* token's room is not the ?room= argument (403) */
+    CHAT_REJ_BAD_UPGRADE,  /* Upgrade other than websocket, e.g. h2c (403) */
+    CHAT_REJ_USER_LIMIT,   /* the user's connections (in all, or to this room) at their cap (429) */
 };
-#define CHAT_REJ_COUNT 12
+_Static_assert(CHAT_REJ_USER_LIMIT + 1 == CHAT_REJ_COUNT, "CHAT_REJ_COUNT counts chat_reject");
 
 struct chat_server {
     const struct chat_config *cfg;
     struct lws_context *ctx;
     struct chat_rooms *rooms;
     struct chat_counters n;
+    struct chat_index index; /* established connections by id and by user */
+    struct chat_inbox inbox; /* events from other threads (chat_conn_drain_inbox) */
     uint64_t next_conn_id;
     /* message ids are "<boot_id>-<seq>": boot_id is random per process, so ids never repeat
      * across restarts; seq counts the process's messages, so it never repeats when a room
@@ -138,12 +172,38 @@ struct chat_server {
  * conn.c). */
 int chat_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                        size_t len);
+/* Creates the admin listener (CHAT_ADMIN_ADDR:CHAT_ADMIN_PORT, its own lws vhost): GET
+ * /healthz and /metrics only, never an upgrade; the public vhost serves only /ws. pub is
+ * the public vhost's creation info (copied, then port, address and protocols replaced).
+ * Returns NULL if it cannot listen. */
+struct lws_vhost *chat_http_admin_listen(struct lws_context *ctx,
+                                         const struct lws_context_creation_info *pub,
+                                         const struct chat_config *cfg);
 
 /* conn.c: WebSocket connection life cycle. Each returns what the lws callback must return. */
 int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct lws *wsi);
 int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *in, size_t len);
 int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c);
 void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c);
+/* Keeps what the upgrade needs from the verified token (before ESTABLISHED; lws frees
+ * the header table after the upgrade). */
+struct cm_token_claims;
+void chat_conn_set_identity(struct chat_conn *c, const struct cm_token_claims *cl);
+/* Service thread, on LWS_CALLBACK_EVENT_WAIT_CANCELLED: dispatches every event posted to
+ * srv->inbox (frames to rooms, closes of connections by id). */
+void chat_conn_drain_inbox(struct chat_server *srv);
+/* Per-user connection budgets (CHAT_MAX_CONNS_PER_USER, CHAT_MAX_CONNS_PER_USER_ROOM):
+ * whether one more connection of user uid to room may be established now. For the upgrade
+ * filter, right after the token is verified (answer a refusal with 429); ESTABLISHED
+ * checks again and closes 1008 "too many connections". O(connections of the user). */
+enum chat_admit { CHAT_ADMIT_OK = 0, CHAT_ADMIT_USER_FULL = 1, CHAT_ADMIT_ROOM_FULL = 2 };
+enum chat_admit chat_user_admit(struct chat_server *srv, const char *uid, const char *room);
+/* rawguard.c, from the recv() interposer: n control frames (ping, pong, close) started on
+ * the established connection conn; over the user's control budget it is closed 1008. */
+void chat_conn_on_control_frames(void *conn, unsigned n);
+/* Appends the connection metrics of conn.c (Prometheus text) for GET /metrics. */
+struct cm_buf;
+void chat_conn_metrics(const struct chat_server *srv, struct cm_buf *b);
 /* Asks every connection to close with 1001 (SIGTERM). */
 void chat_conn_shutdown_all(struct chat_server *srv);
 /* Starts / stops the liveness sweep: one lws timer for all connections (not lws's

@@ -1,7 +1,9 @@
 /* The chat daemon's configuration table: every limit is here with its default and range. */
 #include "chat.h"
+#include "handshake.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "cm_config.h"
 #include "cm_log.h"
@@ -13,7 +15,13 @@ static struct chat_config cfg;
 static const struct cm_cfg_entry table[] = {
     {"CHAT_LISTEN_ADDR", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.listen_addr,
      "address to listen on"},
-    {"CHAT_PORT", CM_CFG_INT, "8082", 1, 65535, &cfg.port, "TCP port for /ws, /healthz, /metrics"},
+    {"CHAT_PORT", CM_CFG_INT, "8082", 1, 65535, &cfg.port, "TCP port for /ws (the only path)"},
+    {"CHAT_ADMIN_ADDR", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.admin_addr,
+     "address of the internal listener of /healthz and /metrics"},
+    {"CHAT_ADMIN_PORT", CM_CFG_INT, "8083", 1, 65535, &cfg.admin_port,
+     "TCP port for /healthz and /metrics (not CHAT_PORT)"},
+    {"CHAT_ALLOWED_ORIGINS", CM_CFG_STR, "", 0, CHAT_ALLOWED_ORIGINS_MAX, &cfg.allowed_origins,
+     "comma-separated origins allowed to use the cookie; empty: the request's own Host"},
     {"JWT_SECRET", CM_CFG_SECRET, NULL, CM_TOKEN_SECRET_MIN, CM_TOKEN_SECRET_MAX, &cfg.jwt_secret,
      "HS256 secret shared with the website"},
     {"LOG_LEVEL", CM_CFG_STR, "info", 1, 16, &cfg.log_level, "debug, info, warn or error"},
@@ -51,6 +59,30 @@ static const struct cm_cfg_entry table[] = {
      "on SIGTERM, time for clients to get their 1001 close"},
     {"CHAT_REASSEMBLY_BUDGET", CM_CFG_INT, "33554432", 1024, 1073741824, &cfg.reassembly_budget,
      "bytes of partial messages held for all clients; beyond it close 1013"},
+    {"CHAT_REASSEMBLY_PER_USER", CM_CFG_INT, "1048576", 1024, 1073741824, &cfg.reassembly_per_user,
+     "bytes of partial messages one user's connections may hold; beyond it close 1008"},
+    {"CHAT_PARTIAL_TIMEOUT_MS", CM_CFG_INT, "10000", 100, 600000, &cfg.partial_timeout_ms,
+     "time to complete a message begun in several pieces; else close 1008"},
+    {"CHAT_MAX_CONNS_PER_USER", CM_CFG_INT, "16", 1, 100000, &cfg.max_conns_per_user,
+     "connections of one user (all rooms); beyond it the handshake is refused"},
+    {"CHAT_MAX_CONNS_PER_USER_ROOM", CM_CFG_INT, "8", 1, 100000, &cfg.max_conns_per_user_room,
+     "connections of one user to one room; beyond it the handshake is refused"},
+    {"CHAT_TYPING_PER_SEC", CM_CFG_INT, "2", 1, 1000, &cfg.typing_per_sec,
+     "typing frames per second per user (own bucket; excess dropped)"},
+    {"CHAT_TYPING_BURST", CM_CFG_INT, "5", 1, 1000, &cfg.typing_burst,
+     "typing frames in a burst per user"},
+    {"CHAT_CONTROL_PER_SEC", CM_CFG_INT, "5", 1, 100000, &cfg.control_per_sec,
+     "ping/pong/close frames per second per user; beyond the burst close 1008"},
+    {"CHAT_CONTROL_BURST", CM_CFG_INT, "20", 1, 100000, &cfg.control_burst,
+     "ping/pong/close frames in a burst per user"},
+    {"CHAT_SNDBUF", CM_CFG_INT, "65536", 0, 16777216, &cfg.sndbuf,
+     "SO_SNDBUF of each WebSocket in bytes (kernel memory an unread one pins); 0 = kernel's"},
+    {"CHAT_SLOW_GRACE_MS", CM_CFG_INT, "10000", 100, 600000, &cfg.slow_grace_ms,
+     "a client whose socket takes no data for this long, with frames waiting, is dropped"},
+    {"CHAT_ROOM_BACKLOG_FRAMES", CM_CFG_INT, "16384", 8, 1048576, &cfg.backlog_frames,
+     "frames a room's ring may grow to in a burst; a client lagging more is dropped"},
+    {"CHAT_ROOM_BACKLOG_BYTES", CM_CFG_INT, "67108864", 65536, 4294967296LL, &cfg.backlog_bytes,
+     "bytes a room's ring may grow to in a burst"},
 };
 /* clang-format on */
 #define NTABLE (sizeof table / sizeof table[0])
@@ -83,6 +115,46 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
                  "CHAT_REASSEMBLY_BUDGET (%lld) cannot hold one CHAT_MAX_MESSAGE_BYTES "
                  "(%lld) message",
                  cfg.reassembly_budget, cfg.max_message_bytes);
+        return -1;
+    }
+    if (cfg.admin_port == cfg.port) {
+        /* lws picks a vhost by port and Host header: on one port, a Host naming the admin
+         * vhost would reach /metrics from the public side */
+        snprintf(err, errlen, "CHAT_ADMIN_PORT (%lld) must differ from CHAT_PORT", cfg.port);
+        return -1;
+    }
+    if (cfg.allowed_origins[0] &&
+        !chat_origin_list_valid(cfg.allowed_origins, strlen(cfg.allowed_origins))) {
+        snprintf(err, errlen,
+                 "CHAT_ALLOWED_ORIGINS: '%.200s' is not a comma-separated list of origins "
+                 "such as https://chat.example or http://127.0.0.1:8080 (lowercase, no path)",
+                 cfg.allowed_origins);
+        return -1;
+    }
+    /* a share above CHAT_REASSEMBLY_BUDGET just means the global budget binds first */
+    if (cfg.reassembly_per_user < cfg.max_message_bytes) {
+        snprintf(err, errlen,
+                 "CHAT_REASSEMBLY_PER_USER (%lld) cannot hold one CHAT_MAX_MESSAGE_BYTES (%lld) "
+                 "message",
+                 cfg.reassembly_per_user, cfg.max_message_bytes);
+        return -1;
+    }
+    if (cfg.max_conns_per_user_room > cfg.max_conns_per_user) {
+        snprintf(err, errlen,
+                 "CHAT_MAX_CONNS_PER_USER_ROOM (%lld) exceeds CHAT_MAX_CONNS_PER_USER (%lld)",
+                 cfg.max_conns_per_user_room, cfg.max_conns_per_user);
+        return -1;
+    }
+    if (cfg.backlog_frames < cfg.ring_size) {
+        snprintf(err, errlen, "CHAT_ROOM_BACKLOG_FRAMES (%lld) is below CHAT_RING_SIZE (%lld)",
+                 cfg.backlog_frames, cfg.ring_size);
+        return -1;
+    }
+    if (cfg.backlog_bytes < cfg.max_message_bytes) {
+        snprintf(err, errlen,
+                 "CHAT_ROOM_BACKLOG_BYTES (%lld) cannot hold one CHAT_MAX_MESSAGE_BYTES (%lld) "
+                 "message",
+                 cfg.backlog_bytes, cfg.max_message_bytes);
         return -1;
     }
     *out = cfg;

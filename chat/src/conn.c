@@ -2,17 +2,23 @@
  * write only on WRITEABLE, leave on close. Everything runs on the single lws service
  * thread (LWS_MAX_SMP is 1 in Debian's build), so no locks. */
 #include "chat.h"
+#include "fanout.h"
 #include "protocol.h"
 #include "rawguard.h"
 #include "room.h"
+#include "wsframe.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cm_log.h"
 #include "cm_util.h"
 #include "cm_alloc.h"
+#include "cm_buf.h"
+#include "cm_token.h"
 
 /* Frames written per WRITEABLE callback before giving the other connections a turn. */
 #define CHAT_WRITE_BATCH 16
@@ -28,13 +34,18 @@
 /* The batch of frames chat_conn_writeable sends in one syscall (single service thread). */
 static unsigned char txbuf[LWS_PRE + CHAT_TX_BATCH_BYTES];
 
-static const char *ident_email(const struct chat_conn *c)
+static const char *ident_uid(const struct chat_conn *c)
 {
     return c->ident;
 }
-static const char *ident_name(const struct chat_conn *c)
+static const char *ident_email(const struct chat_conn *c)
 {
     return c->ident + strlen(c->ident) + 1;
+}
+static const char *ident_name(const struct chat_conn *c)
+{
+    const char *e = ident_email(c);
+    return e + strlen(e) + 1;
 }
 static const char *ident_room(const struct chat_conn *c)
 {
@@ -42,37 +53,19 @@ static const char *ident_room(const struct chat_conn *c)
     return n + strlen(n) + 1;
 }
 
-static void cull(struct chat_server *srv, struct chat_conn *c, const char *why)
+void chat_conn_set_identity(struct chat_conn *c, const struct cm_token_claims *cl)
 {
-    if (c->culled)
-        return;
-    c->culled = true;
-    c->why = why;
-    srv->n.culled++;
-    /* the client does not read, so a close frame would not get through anyway: have lws
-     * drop the socket from its own loop (safe from inside another connection's callback) */
-    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_REASON_BASE, LWS_TO_KILL_ASYNC);
-}
-
-/* Appends f to the room's ring and wakes every connection of the room. When the ring is
- * full, the connections still waiting for the oldest frame are the ones lagging by the
- * whole ring: they are culled, so memory stays bounded and nobody else waits for them.
- * Closing connections are left alone: they never read the ring again (their tail stands
- * still), and they are on their way out with their own close code and timeout. */
-static void broadcast(struct chat_server *srv, struct chat_room *room, struct chat_frame *f)
-{
-    struct chat_ring *r = &room->ring;
-    if (chat_ring_full(r)) {
-        uint64_t oldest = chat_ring_oldest(r);
-        for (struct chat_conn *c = room->conns; c; c = c->rnext)
-            if (!c->culled && !c->closing && c->next_seq <= oldest)
-                cull(srv, c, "too slow: lagged the whole room ring");
-        chat_ring_drop_oldest(r);
-    }
-    chat_ring_push(r, f);
-    for (struct chat_conn *c = room->conns; c; c = c->rnext)
-        if (!c->culled && !c->closing && c->id != f->exclude_conn)
-            lws_callback_on_writable(c->wsi);
+    size_t lu = strlen(cl->uid), le = strlen(cl->sub), ln = strlen(cl->name), lr = strlen(cl->room);
+    free(c->ident);
+    c->ident = cm_xmalloc(lu + le + ln + lr + 4);
+    char *p = c->ident;
+    memcpy(p, cl->uid, lu + 1);
+    p += lu + 1;
+    memcpy(p, cl->sub, le + 1);
+    p += le + 1;
+    memcpy(p, cl->name, ln + 1);
+    p += ln + 1;
+    memcpy(p, cl->room, lr + 1);
 }
 
 /* Queues a frame for this connection only (welcome, error). Returns -1 if the queue is at
@@ -89,6 +82,8 @@ static int send_private(struct chat_server *srv, struct chat_conn *c, struct cha
         c->priv_head = f;
     c->priv_tail = f;
     c->npriv++;
+    if (!c->wait_ms)
+        c->wait_ms = cm_mono_ms();
     lws_callback_on_writable(c->wsi);
     return 0;
 }
@@ -97,6 +92,9 @@ static int send_private(struct chat_server *srv, struct chat_conn *c, struct cha
 static void rx_release(struct chat_server *srv, struct chat_conn *c)
 {
     srv->rx_bytes -= c->rx_cap;
+    if (c->user)
+        c->user->rx_bytes -= c->rx_cap;
+    c->rx_since_ms = 0;
     free(c->rx);
     c->rx = NULL;
     c->rx_len = c->rx_cap = 0;
@@ -122,6 +120,46 @@ static int close_soon(struct chat_server *srv, struct chat_conn *c, enum lws_clo
     return 0;
 }
 
+/* CHAT_SNDBUF: the kernel memory an unread connection can pin is its send buffer; Linux
+ * doubles the value for bookkeeping and stops autotuning it (socket(7) SO_SNDBUF). */
+static void set_sndbuf(struct chat_server *srv, int fd)
+{
+    int v = (int)srv->cfg->sndbuf;
+    if (v > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof v) < 0)
+        cm_warn("SO_SNDBUF %d: %s", v, strerror(errno));
+}
+
+enum chat_admit chat_user_admit(struct chat_server *srv, const char *uid, const char *room)
+{
+    const struct chat_user *u = chat_index_user(&srv->index, uid);
+    if (!u)
+        return CHAT_ADMIT_OK;
+    if (u->nconns >= (uint32_t)srv->cfg->max_conns_per_user)
+        return CHAT_ADMIT_USER_FULL;
+    long long in_room = 0;
+    for (const struct chat_conn *c = u->conns; c; c = c->unext)
+        if (c->room && !strcmp(c->room->name, room))
+            in_room++;
+    return in_room >= srv->cfg->max_conns_per_user_room ? CHAT_ADMIT_ROOM_FULL : CHAT_ADMIT_OK;
+}
+
+void chat_conn_on_control_frames(void *conn, unsigned n)
+{
+    struct chat_conn *c = conn;
+    if (!c || !c->established || !c->user || c->closing || c->culled)
+        return;
+    struct chat_server *srv = lws_context_user(lws_get_context(c->wsi));
+    const struct chat_config *cfg = srv->cfg;
+    int64_t now = cm_mono_ms();
+    for (unsigned i = 0; i < n; i++) {
+        if (!chat_bucket_take(&c->user->control, now, cfg->control_per_sec, cfg->control_burst)) {
+            srv->n.control_limited++;
+            (void)close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many control frames");
+            return;
+        }
+    }
+}
+
 int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct lws *wsi)
 {
     int fd = (int)lws_get_socket_fd(wsi);
@@ -136,81 +174,114 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
         lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"framing", 7);
         return -1;
     }
+    enum chat_admit adm = chat_user_admit(srv, ident_uid(c), ident_room(c));
+    if (adm != CHAT_ADMIT_OK) {
+        /* the upgrade filter should have refused it; a 1008 close explains why */
+        srv->n.user_conns_refused++;
+        cm_info("connection refused room=%s user=%s reason=%s", ident_room(c), ident_uid(c),
+                adm == CHAT_ADMIT_USER_FULL ? "connections per user" : "connections per user+room");
+        c->refused = true;
+        return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many connections");
+    }
     struct chat_room *room = chat_rooms_get(srv->rooms, ident_room(c));
     if (!room)
         return -1;
+    set_sndbuf(srv, fd);
     c->id = ++srv->next_conn_id;
+    bool new_user;
+    struct chat_user *u = chat_index_add(&srv->index, c, ident_uid(c), &new_user);
+    int64_t now = cm_mono_ms();
+    if (new_user) {
+        chat_bucket_init(&u->msg, now, srv->cfg->rate_burst);
+        chat_bucket_init(&u->typing, now, srv->cfg->typing_burst);
+        chat_bucket_init(&u->control, now, srv->cfg->control_burst);
+    }
     c->established = true;
-    c->last_rx_ms = cm_mono_ms();
+    c->last_rx_ms = now;
     c->counted = true;
     srv->nconns++;
-    chat_bucket_init(&c->bucket, cm_mono_ms(), srv->cfg->rate_burst);
 
     bool is_new;
-    c->member = chat_room_member_add(room, ident_email(c), ident_name(c), &is_new);
+    c->member = chat_room_member_add(room, ident_uid(c), ident_name(c), &is_new);
     if (is_new)
-        broadcast(srv, room, chat_proto_user_event("join", ident_email(c), ident_name(c)));
+        chat_fanout_room(srv, room, chat_proto_user_event("join", ident_uid(c), ident_name(c)));
     /* linked after the join went out, and starting at the ring head: the newcomer's own
      * join is not sent to it, and it never sees history from before it arrived */
     chat_room_link(room, c);
     c->next_seq = room->ring.head;
-    (void)send_private(srv, c, chat_proto_welcome(room, ident_email(c), ident_name(c)));
+    (void)send_private(srv, c,
+                       chat_proto_welcome(room, ident_uid(c), ident_email(c), ident_name(c)));
     chat_rawguard_attach(fd, c);
     srv->n.handshakes_accepted++;
-    cm_info("connection accepted room=%s user=%s tabs=%u", room->name, ident_email(c),
+    cm_info("connection accepted room=%s user=%s tabs=%u", room->name, ident_uid(c),
             c->member->tabs);
     return 0;
 }
 
+/* Answers a refused frame with an error frame; a client that makes us answer faster than
+ * it reads gets closed (1008). */
+static int reply_error(struct chat_server *srv, struct chat_conn *c, const char *code,
+                       const char *message, const char *cid, size_t cidlen)
+{
+    if (send_private(srv, c, chat_proto_error(code, message, cid, cidlen)) < 0)
+        return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many pending replies");
+    return 0;
+}
+
+/* Every frame kind takes from a budget of the user's (all connections of one uid share
+ * it): typing frames from the typing bucket (over it they are dropped silently, they are
+ * only a hint), everything else (messages, invalid frames) from the message bucket (over it
+ * the answer is rate_limited). CHAT_RATE_STRIKES refused frames in a row close 1008. */
 static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char *buf, size_t len)
 {
     const struct chat_config *cfg = srv->cfg;
     struct chat_limits lim = {(size_t)cfg->max_text_chars, (size_t)cfg->max_client_id};
-
-    if (!chat_bucket_take(&c->bucket, cm_mono_ms(), cfg->rate_per_sec, cfg->rate_burst)) {
-        srv->n.rate_limited++;
-        if (++c->strikes >= cfg->rate_strikes)
-            return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
-        /* read the frame only to name the refused message (its client_id) in the answer */
-        struct chat_req req;
-        struct chat_proto_err err;
-        int prc = chat_proto_parse(buf, len, &lim, &req, &err);
-        const char *cid = prc == 0 ? req.client_id : err.client_id;
-        size_t cidlen = prc == 0 ? req.client_id_len : err.client_id_len;
-        int rc = send_private(
-            srv, c, chat_proto_error("rate_limited", "too many frames, slow down", cid, cidlen));
-        chat_req_free(&req);
-        if (rc < 0)
-            return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                              "too many pending replies");
-        return 0;
-    }
-    c->strikes = 0;
-
+    struct chat_user *u = c->user;
+    int64_t now = cm_mono_ms();
     struct chat_req req;
     struct chat_proto_err err;
-    if (chat_proto_parse(buf, len, &lim, &req, &err) < 0) {
-        srv->n.bad_requests++;
-        int rc = send_private(
-            srv, c, chat_proto_error(err.code, err.message, err.client_id, err.client_id_len));
+    int prc = chat_proto_parse(buf, len, &lim, &req, &err);
+    int rc = 0;
+
+    if (prc == 0 && req.type == CHAT_REQ_TYPING) {
+        if (!chat_bucket_take(&u->typing, now, cfg->typing_per_sec, cfg->typing_burst)) {
+            srv->n.typing_dropped++;
+            if (++c->strikes >= cfg->rate_strikes)
+                rc = close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+            chat_req_free(&req);
+            return rc;
+        }
+        c->strikes = 0;
+        struct chat_frame *f = chat_proto_user_event("typing", c->member->uid, c->member->name);
+        f->exclude_conn = c->id;
+        chat_fanout_room(srv, c->room, f);
         chat_req_free(&req);
-        if (rc < 0)
-            return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-                              "too many pending replies");
         return 0;
     }
-    struct chat_room *room = c->room;
-    if (req.type == CHAT_REQ_MESSAGE) {
-        srv->n.messages_received++;
-        broadcast(srv, room,
-                  chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
-                                     req.client_id_len, room->name, c->member->email,
-                                     c->member->name, req.text, req.text_len, cm_now_ms()));
-    } else {
-        struct chat_frame *f = chat_proto_user_event("typing", c->member->email, c->member->name);
-        f->exclude_conn = c->id;
-        broadcast(srv, room, f);
+    const char *cid = prc == 0 ? req.client_id : err.client_id;
+    size_t cidlen = prc == 0 ? req.client_id_len : err.client_id_len;
+    if (!chat_bucket_take(&u->msg, now, cfg->rate_per_sec, cfg->rate_burst)) {
+        srv->n.rate_limited++;
+        if (++c->strikes >= cfg->rate_strikes)
+            rc = close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "rate limit exceeded");
+        else
+            rc = reply_error(srv, c, "rate_limited", "too many frames, slow down", cid, cidlen);
+        chat_req_free(&req);
+        return rc;
     }
+    c->strikes = 0;
+    if (prc < 0) {
+        srv->n.bad_requests++;
+        rc = reply_error(srv, c, err.code, err.message, cid, cidlen);
+        chat_req_free(&req);
+        return rc;
+    }
+    struct chat_room *room = c->room;
+    srv->n.messages_received++;
+    chat_fanout_room(srv, room,
+                     chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
+                                        req.client_id_len, room->name, c->member->uid,
+                                        c->member->name, req.text, req.text_len, cm_now_ms()));
     chat_req_free(&req);
     return 0;
 }
@@ -245,6 +316,13 @@ int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *
             want = 1024;
         if (want > cap)
             want = cap;
+        /* one user's connections hold at most CHAT_REASSEMBLY_PER_USER of it: a user with
+         * many connections announcing big frames cannot take everyone's budget */
+        if (c->user->rx_bytes - c->rx_cap + want > (size_t)srv->cfg->reassembly_per_user) {
+            srv->n.reassembly_refused++;
+            return close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                              "too many partial messages of this user");
+        }
         /* all connections' partial messages share CHAT_REASSEMBLY_BUDGET, so the worst case
          * is not CHAT_MAX_MESSAGE_BYTES times the connections */
         if (srv->rx_bytes - c->rx_cap + want > (size_t)srv->cfg->reassembly_budget) {
@@ -252,8 +330,11 @@ int chat_conn_receive(struct chat_server *srv, struct chat_conn *c, const void *
             return close_soon(srv, c, (enum lws_close_status)CHAT_CLOSE_TRY_AGAIN_LATER,
                               "server busy: reassembly budget exhausted");
         }
+        if (!c->rx)
+            c->rx_since_ms = cm_mono_ms(); /* the CHAT_PARTIAL_TIMEOUT_MS deadline starts */
         c->rx = cm_xrealloc(c->rx, want);
         srv->rx_bytes += want - c->rx_cap;
+        c->user->rx_bytes += want - c->rx_cap;
         c->rx_cap = want;
     }
     memcpy(c->rx + c->rx_len, in, len);
@@ -281,8 +362,10 @@ static int write_frame(struct chat_server *srv, struct chat_conn *c, const struc
 
 int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
 {
-    if (!c->established || c->culled)
+    if ((!c->established && !c->refused) || c->culled)
         return 0;
+    /* it could write: whatever it still has pending waits from now (slow-reader grace) */
+    c->wait_ms = 0;
     if (c->close_code && c->priv_head) {
         /* the replies that explain the close (rate_limited) go out before it */
         for (int i = 0; i < CHAT_WRITE_BATCH && c->priv_head; i++) {
@@ -351,7 +434,7 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
             break;
         struct chat_frame *pf = c->priv_head; /* private frames first, freed once copied */
         const struct chat_frame *f = pf ? pf : chat_ring_get(r, c->next_seq);
-        size_t hlen = f->len < 126 ? 2 : f->len < 65536 ? 4 : 10;
+        size_t hlen = chat_wsframe_header_len(f->len, false);
         if (off + hlen + f->len > CHAT_TX_BATCH_BYTES) {
             if (nframes)
                 break; /* next time */
@@ -368,21 +451,11 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
             free(pf);
             if (rc < 0)
                 return -1;
+            c->wait_ms = cm_mono_ms();
             lws_callback_on_writable(c->wsi);
             return 0;
         }
-        out[off] = 0x81; /* FIN, text */
-        if (hlen == 2) {
-            out[off + 1] = (unsigned char)f->len;
-        } else if (hlen == 4) {
-            out[off + 1] = 126;
-            out[off + 2] = (unsigned char)(f->len >> 8);
-            out[off + 3] = (unsigned char)f->len;
-        } else {
-            out[off + 1] = 127;
-            for (unsigned i = 0; i < 8; i++)
-                out[off + 2 + i] = (unsigned char)((uint64_t)f->len >> (56 - 8 * i));
-        }
+        (void)chat_wsframe_encode(out + off, true, CHAT_WS_OP_TEXT, f->len, NULL);
         memcpy(out + off + hlen, f->payload, f->len);
         off += hlen + f->len;
         nframes++;
@@ -404,25 +477,58 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
         return -1;
     srv->n.frames_sent += nframes;
     srv->n.messages_delivered += nmessages;
-    if (c->priv_head || c->next_seq < r->head)
+    if (c->priv_head || c->next_seq < r->head) {
+        c->wait_ms = cm_mono_ms();
         lws_callback_on_writable(c->wsi);
+    }
     return 0;
+}
+
+/* A close lws made itself (1007 invalid UTF-8, 1002 protocol errors its parser finds):
+ * lws_close_reason() left the code it sent in the close payload buffer, which
+ * lws_get_close_payload() reads (lws 4.1.6 lib/roles/ws/ops-ws.c). Returns the code, or 0. */
+static unsigned lws_close_code(struct chat_conn *c, char *reason, size_t cap)
+{
+    if (!c->wsi || c->why || c->peer_code || c->culled)
+        return 0;
+    int n = lws_get_close_length(c->wsi);
+    const unsigned char *p = lws_get_close_payload(c->wsi);
+    if (n < 2 || !p)
+        return 0;
+    unsigned code = (unsigned)(p[0] << 8 | p[1]);
+    size_t rl = (size_t)n - 2 < cap - 1 ? (size_t)n - 2 : cap - 1;
+    for (size_t i = 0; i < rl; i++)
+        reason[i] = p[2 + i] >= 0x20 && p[2 + i] < 0x7f ? (char)p[2 + i] : '?';
+    reason[rl] = '\0';
+    return code;
 }
 
 void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
 {
+    rx_release(srv, c); /* before the user goes: it held a share of the user's budget */
     if (c->established) {
         struct chat_room *room = c->room;
         chat_rawguard_detach(c->fd);
         if (chat_rawguard_violated(c->fd))
             srv->n.framing_violations++;
         chat_room_unlink(room, c);
-        const char *email = c->member->email;
-        cm_info("connection closed room=%s user=%s reason=%s client_code=%u", room->name, email,
-                c->why ? c->why : (c->peer_code ? "closed by client" : "connection lost"),
-                (unsigned)c->peer_code);
+        chat_index_remove(&srv->index, c);
+        const char *uid = c->member->uid;
+        char lreason[124];
+        unsigned lcode = lws_close_code(c, lreason, sizeof lreason);
+        if (lcode) {
+            if (lcode >= 1000 && lcode < 1016)
+                srv->n.closed_by_lws[lcode - 1000]++;
+            cm_info("connection closed room=%s user=%s reason=closed by libwebsockets: code %u "
+                    "(%s) client_code=0",
+                    room->name, uid, lcode, lreason);
+        } else {
+            cm_info("connection closed room=%s user=%s reason=%s client_code=%u", room->name, uid,
+                    c->why ? c->why : (c->peer_code ? "closed by client" : "connection lost"),
+                    (unsigned)c->peer_code);
+        }
         if (chat_room_member_release(room, c->member)) {
-            broadcast(srv, room, chat_proto_user_event("leave", email, c->member->name));
+            chat_fanout_room(srv, room, chat_proto_user_event("leave", uid, c->member->name));
             chat_member_free(c->member);
         }
         c->member = NULL;
@@ -441,9 +547,30 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
     }
     c->priv_tail = NULL;
     c->npriv = 0;
-    rx_release(srv, c);
     free(c->ident);
     c->ident = NULL;
+}
+
+void chat_conn_drain_inbox(struct chat_server *srv)
+{
+    struct chat_event *ev = chat_inbox_take(&srv->inbox);
+    while (ev) {
+        struct chat_event *next = ev->next;
+        if (ev->kind == CHAT_EVENT_ROOM_FRAME && ev->frame) {
+            struct chat_room *room = chat_rooms_find(srv->rooms, ev->room);
+            if (room) {
+                chat_fanout_room(srv, room, ev->frame); /* takes the frame */
+                ev->frame = NULL;
+            }
+        } else if (ev->kind == CHAT_EVENT_CONN_CLOSE) {
+            struct chat_conn *c = chat_index_conn(&srv->index, ev->conn_id);
+            if (c && !c->culled)
+                (void)close_soon(srv, c, (enum lws_close_status)ev->close_code,
+                                 ev->reason ? ev->reason : "closed by the server");
+        }
+        chat_event_free(ev);
+        ev = next;
+    }
 }
 
 void chat_conn_shutdown_all(struct chat_server *srv)
@@ -478,12 +605,23 @@ static void sweep(lws_sorted_usec_list_t *sul)
     struct chat_rooms *reg = srv->rooms;
     int64_t now = cm_mono_ms();
     int64_t ping_ms = srv->cfg->ping_interval * 1000, idle_ms = srv->cfg->idle_timeout * 1000;
+    int64_t partial_ms = srv->cfg->partial_timeout_ms, grace_ms = srv->cfg->slow_grace_ms;
 
     for (size_t b = 0; b < reg->nbuckets; b++)
         for (struct chat_room *room = reg->buckets[b]; room; room = room->hnext)
             for (struct chat_conn *c = room->conns; c; c = c->rnext) {
                 if (c->culled || c->closing)
                     continue;
+                if (c->rx && c->rx_since_ms && now - c->rx_since_ms >= partial_ms) {
+                    srv->n.partial_timeouts++;
+                    (void)close_soon(srv, c, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+                                     "message not completed in time");
+                    continue;
+                }
+                if (c->wait_ms && now - c->wait_ms >= grace_ms) {
+                    chat_fanout_cull(srv, c, "too slow: socket not writable for the grace period");
+                    continue;
+                }
                 if (c->rx_seen) {
                     c->rx_seen = false;
                     c->last_rx_ms = now;
@@ -510,4 +648,41 @@ void chat_conn_sweep_start(struct chat_server *srv)
 void chat_conn_sweep_stop(struct chat_server *srv)
 {
     lws_sul_cancel(&srv->sweep);
+}
+
+void chat_conn_metrics(const struct chat_server *srv, struct cm_buf *b)
+{
+    const struct chat_counters *n = &srv->n;
+    cm_buf_printf(
+        b,
+        "# HELP chat_users Users with at least one connection.\n"
+        "# TYPE chat_users gauge\nchat_users %zu\n"
+        "# HELP chat_user_connections_refused_total Connections refused by the "
+        "per-user budgets (CHAT_MAX_CONNS_PER_USER, _PER_USER_ROOM).\n"
+        "# TYPE chat_user_connections_refused_total counter\n"
+        "chat_user_connections_refused_total %" PRIu64 "\n"
+        "# HELP chat_typing_dropped_total Typing frames over the user's typing "
+        "budget.\n"
+        "# TYPE chat_typing_dropped_total counter\nchat_typing_dropped_total %" PRIu64 "\n"
+        "# HELP chat_control_limited_total Connections closed 1008 for too many "
+        "ping/pong/close frames.\n"
+        "# TYPE chat_control_limited_total counter\nchat_control_limited_total %" PRIu64 "\n"
+        "# HELP chat_partial_timeouts_total Connections closed 1008 for a message not "
+        "completed within CHAT_PARTIAL_TIMEOUT_MS.\n"
+        "# TYPE chat_partial_timeouts_total counter\nchat_partial_timeouts_total %" PRIu64 "\n"
+        "# HELP chat_closed_total Connections libwebsockets closed itself, by the "
+        "close code it sent (1002 protocol error, 1007 invalid UTF-8, ...).\n"
+        "# TYPE chat_closed_total counter\n",
+        srv->index.nusers, n->user_conns_refused, n->typing_dropped, n->control_limited,
+        n->partial_timeouts);
+    static const unsigned shown[] = {1002, 1007, 1009};
+    for (size_t i = 0; i < sizeof shown / sizeof shown[0]; i++)
+        cm_buf_printf(b, "chat_closed_total{code=\"%u\"} %" PRIu64 "\n", shown[i],
+                      n->closed_by_lws[shown[i] - 1000]);
+    for (unsigned code = 1000; code < 1016; code++) {
+        bool listed = code == 1002 || code == 1007 || code == 1009;
+        if (!listed && n->closed_by_lws[code - 1000])
+            cm_buf_printf(b, "chat_closed_total{code=\"%u\"} %" PRIu64 "\n", code,
+                          n->closed_by_lws[code - 1000]);
+    }
 }

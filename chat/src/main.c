@@ -36,6 +36,12 @@ static void lws_log_emit(int level, const char *line)
         n--;
     /* lws warns for every handshake our filter refuses; we log those ourselves */
     enum cm_log_level lv = level == LLL_ERR ? CM_LOG_ERROR : CM_LOG_WARN;
+    /* never a credential in a log: a JWT starts with "eyJ" (base64url of '{"'); CHAT_LWS_DEBUG
+     * leaves out lws's parser and header levels, which dump request bytes one by one */
+    if (strstr(line, "eyJ")) {
+        cm_log(lv, "lws: (a line that may hold a token, withheld)");
+        return;
+    }
     if (strstr(line, "User code denied connection"))
         lv = CM_LOG_DEBUG;
     else if (strstr(line, "Ran out of header data space"))
@@ -76,7 +82,10 @@ int main(void)
         guard_fds = CHAT_GUARD_FDS_MAX;
     chat_rawguard_init(guard_fds);
 
-    lws_set_log_level(getenv("CHAT_LWS_DEBUG") ? 0x7ff : (LLL_ERR | LLL_WARN), lws_log_emit);
+    lws_set_log_level(getenv("CHAT_LWS_DEBUG")
+                          ? (LLL_ERR | LLL_WARN | LLL_NOTICE | LLL_INFO | LLL_DEBUG | LLL_USER)
+                          : (LLL_ERR | LLL_WARN),
+                      lws_log_emit);
 
     srv.cfg = &cfg;
     unsigned char boot[CHAT_BOOT_ID_HEX / 2];
@@ -84,6 +93,8 @@ int main(void)
     cm_hex_encode(boot, sizeof boot, srv.boot_id);
     cm_info("message ids of this process start with %s-", srv.boot_id);
     srv.rooms = chat_rooms_new(CHAT_ROOM_BUCKETS, (uint32_t)cfg.ring_size);
+    chat_index_init(&srv.index);
+    chat_inbox_init(&srv.inbox);
 
     static const struct lws_protocols proto_template = {
         "parley-chat", chat_http_callback, sizeof(struct chat_conn), 0, 0, NULL, 0};
@@ -112,7 +123,7 @@ int main(void)
     info.user = &srv;
     info.vhost_name = "parley-chat";
     /* RFC 6455 §8.1: lws closes with 1007 on invalid UTF-8 in text frames only if asked */
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
     if (!strchr(cfg.listen_addr, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.max_http_header_data = (unsigned short)cfg.max_header_bytes;
@@ -129,14 +140,26 @@ int main(void)
         cm_error("cannot listen on %s:%lld (address in use or not local?)", cfg.listen_addr,
                  cfg.port);
         chat_rooms_free(srv.rooms);
+        chat_index_free(&srv.index);
+        chat_inbox_free(&srv.inbox);
+        chat_rawguard_free();
+        chat_config_free();
+        return 1;
+    }
+    if (!chat_http_admin_listen(ctx, &info, &cfg)) {
+        cm_error("cannot listen on %s:%lld (CHAT_ADMIN_ADDR:CHAT_ADMIN_PORT)", cfg.admin_addr,
+                 cfg.admin_port);
+        lws_context_destroy(ctx);
+        chat_rooms_free(srv.rooms);
         chat_rawguard_free();
         chat_config_free();
         return 1;
     }
     srv.ctx = ctx;
     the_ctx = ctx;
-    cm_info("listening on %s:%lld (WebSocket at /ws, /healthz, /metrics)", cfg.listen_addr,
-            cfg.port);
+    chat_inbox_set_context(&srv.inbox, ctx);
+    cm_info("listening on %s:%lld (WebSocket at /ws), admin on %s:%lld (/healthz, /metrics)",
+            cfg.listen_addr, cfg.port, cfg.admin_addr, cfg.admin_port);
     chat_conn_sweep_start(&srv);
 
     while (!stop_requested)
@@ -158,7 +181,10 @@ int main(void)
     if (srv.nconns)
         cm_warn("%zu connections did not close in time", srv.nconns);
     the_ctx = NULL;
+    chat_inbox_set_context(&srv.inbox, NULL);
     lws_context_destroy(ctx);
+    chat_inbox_free(&srv.inbox);
+    chat_index_free(&srv.index);
     chat_rooms_free(srv.rooms);
     chat_rawguard_free();
     chat_config_free();

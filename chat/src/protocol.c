@@ -98,10 +98,10 @@ static void json_cstr(struct cm_buf *b, const char *s)
     cm_buf_append_json(b, s, strlen(s));
 }
 
-static void user_obj(struct cm_buf *b, const char *email, const char *name)
+static void user_obj(struct cm_buf *b, const char *uid, const char *name)
 {
-    cm_buf_puts(b, "{\"email\":");
-    json_cstr(b, email);
+    cm_buf_puts(b, "{\"id\":");
+    json_cstr(b, uid);
     cm_buf_puts(b, ",\"name\":");
     json_cstr(b, name);
     cm_buf_puts(b, "}");
@@ -137,39 +137,44 @@ static struct chat_frame *frame_end(struct cm_buf *b, enum chat_frame_kind kind)
     return f;
 }
 
-struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *email,
-                                      const char *name)
+struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *uid,
+                                      const char *email, const char *name)
 {
     struct cm_buf b;
     frame_begin(&b);
     cm_buf_puts(&b, "{\"type\":\"welcome\",\"room\":");
     json_cstr(&b, room->name);
-    cm_buf_puts(&b, ",\"you\":");
-    user_obj(&b, email, name);
+    cm_buf_puts(&b, ",\"you\":{\"id\":");
+    json_cstr(&b, uid);
+    cm_buf_puts(&b, ",\"email\":");
+    json_cstr(&b, email);
+    cm_buf_puts(&b, ",\"name\":");
+    json_cstr(&b, name);
+    cm_buf_puts(&b, "}");
     cm_buf_puts(&b, ",\"members\":[");
     for (const struct chat_member *m = room->members; m; m = m->next) {
         if (m != room->members)
             cm_buf_puts(&b, ",");
-        user_obj(&b, m->email, m->name);
+        user_obj(&b, m->uid, m->name);
     }
     cm_buf_puts(&b, "]}");
     return frame_end(&b, CHAT_FRAME_EVENT);
 }
 
-struct chat_frame *chat_proto_user_event(const char *type, const char *email, const char *name)
+struct chat_frame *chat_proto_user_event(const char *type, const char *uid, const char *name)
 {
     struct cm_buf b;
     frame_begin(&b);
     cm_buf_puts(&b, "{\"type\":");
     json_cstr(&b, type);
     cm_buf_puts(&b, ",\"user\":");
-    user_obj(&b, email, name);
+    user_obj(&b, uid, name);
     cm_buf_puts(&b, "}");
     return frame_end(&b, CHAT_FRAME_EVENT);
 }
 
 struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char *client_id,
-                                      size_t client_id_len, const char *room, const char *email,
+                                      size_t client_id_len, const char *room, const char *uid,
                                       const char *name, const char *text, size_t text_len,
                                       int64_t ts_ms)
 {
@@ -188,7 +193,7 @@ struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char
     cm_buf_puts(&b, ",\"room\":");
     json_cstr(&b, room);
     cm_buf_puts(&b, ",\"user\":");
-    user_obj(&b, email, name);
+    user_obj(&b, uid, name);
     cm_buf_puts(&b, ",\"text\":");
     cm_buf_append_json(&b, text, text_len);
     cm_buf_printf(&b, ",\"ts\":%" PRId64 "}", ts_ms);

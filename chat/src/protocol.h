@@ -50,14 +50,16 @@ int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
 void chat_req_free(struct chat_req *req);
 
 /* Frame builders. Each returns a new frame the caller owns. */
-struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *email,
-                                      const char *name);
+/* Users appear in frames as {"id": uid, "name": name}: never the email, which is personal
+ * data (docs/protocol.md "Privacy"). Only welcome.you, the reader's own, also has "email". */
+struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *uid,
+                                      const char *email, const char *name);
 /* type is "join", "leave" or "typing". */
-struct chat_frame *chat_proto_user_event(const char *type, const char *email, const char *name);
+struct chat_frame *chat_proto_user_event(const char *type, const char *uid, const char *name);
 /* The message id is "<boot>-<seq>" (docs/protocol.md): boot is the daemon process's random
  * prefix (CHAT_BOOT_ID_HEX hex digits), seq its message counter. */
 struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char *client_id,
-                                      size_t client_id_len, const char *room, const char *email,
+                                      size_t client_id_len, const char *room, const char *uid,
                                       const char *name, const char *text, size_t text_len,
                                       int64_t ts_ms);
 /* client_id (NULL if none) is echoed so the client knows which message was refused. */

@@ -78,6 +78,7 @@ bool chat_wsscan_feed(struct chat_wsscan *s, const unsigned char *p, size_t n)
         switch (s->st) {
         case ST_B0:
             s->opcode = c & 0x0f;
+            s->controls += (c & 0x08) ? 1 : 0;
             s->st = ST_B1;
             i++;
             break;
@@ -210,7 +211,11 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
         return r;
     if (g->conn)
         ((struct chat_conn *)g->conn)->rx_seen = true; /* any input is liveness */
-    if (!chat_wsscan_feed(&g->scan, buf, (size_t)r) || !g->conn)
+    bool bad = chat_wsscan_feed(&g->scan, buf, (size_t)r);
+    if (g->conn && g->scan.controls) /* every frame kind has a budget (conn.c) */
+        chat_conn_on_control_frames(g->conn, g->scan.controls);
+    g->scan.controls = 0;
+    if (!bad || !g->conn)
         return r;
     /* An established WebSocket broke the framing rules. lws would process an unmasked
      * frame, and drops an oversized control frame without a close frame; instead we send a

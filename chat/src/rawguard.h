@@ -23,6 +23,7 @@ struct chat_wsscan {
     uint8_t st;            /* frame header state */
     uint8_t need;          /* bytes left in the current header field */
     uint8_t opcode;        /* of the current frame */
+    uint16_t controls;     /* control frames started since the interposer last looked */
     const char *violation; /* static reason once phase is 2 */
 };
 

@@ -12,6 +12,7 @@ void chat_ring_init(struct chat_ring *r, uint32_t cap)
     r->slots = cm_xcalloc(cap, sizeof *r->slots);
     r->cap = cap;
     r->count = 0;
+    r->bytes = 0;
     r->head = 1;
 }
 
@@ -29,6 +30,7 @@ void chat_ring_drop_oldest(struct chat_ring *r)
         return;
     uint64_t seq = chat_ring_oldest(r);
     struct chat_frame **slot = &r->slots[seq % r->cap];
+    r->bytes -= (*slot)->len;
     free(*slot);
     *slot = NULL;
     r->count--;
@@ -40,7 +42,19 @@ uint64_t chat_ring_push(struct chat_ring *r, struct chat_frame *f)
     f->seq = r->head++;
     r->slots[f->seq % r->cap] = f;
     r->count++;
+    r->bytes += f->len;
     return f->seq;
+}
+
+void chat_ring_grow(struct chat_ring *r, uint32_t newcap)
+{
+    assert(newcap > r->cap);
+    struct chat_frame **slots = cm_xcalloc(newcap, sizeof *slots);
+    for (uint64_t seq = chat_ring_oldest(r); seq < r->head; seq++)
+        slots[seq % newcap] = r->slots[seq % r->cap];
+    free(r->slots);
+    r->slots = slots;
+    r->cap = newcap;
 }
 
 const struct chat_frame *chat_ring_get(const struct chat_ring *r, uint64_t seq)

@@ -1,11 +1,13 @@
 /* Per-room ring of encoded broadcast frames (after lws minimal-ws-server-ring): one frame
  * is shared by every recipient; each connection keeps only its tail (next sequence number).
- * The ring holds at most cap frames, so a room's memory is bounded and a connection can lag
- * at most cap frames before the room culls it. */
+ * The ring holds at most cap frames; fanout.c grows cap (chat_ring_grow) up to the room's
+ * hard cap when a burst fills it before its readers could be written to, so a room's memory
+ * is bounded and only a connection that lags the whole hard cap is culled. */
 #ifndef CHAT_RING_H
 #define CHAT_RING_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct chat_frame;
@@ -14,6 +16,7 @@ struct chat_ring {
     struct chat_frame **slots;
     uint32_t cap;
     uint32_t count;
+    size_t bytes;  /* payload bytes of the frames held */
     uint64_t head; /* sequence number the next pushed frame gets; starts at 1 */
 };
 
@@ -31,6 +34,8 @@ static inline uint64_t chat_ring_oldest(const struct chat_ring *r)
     return r->head - r->count;
 }
 
+/* Makes room for newcap (> cap) frames, keeping every frame and its sequence number. */
+void chat_ring_grow(struct chat_ring *r, uint32_t newcap);
 /* Frees the oldest frame (the room culls its laggards first). No-op when empty. */
 void chat_ring_drop_oldest(struct chat_ring *r);
 /* Takes ownership of f, assigns f->seq and returns it. The ring must not be full. */

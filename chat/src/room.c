@@ -96,18 +96,18 @@ bool chat_rooms_release(struct chat_rooms *reg, struct chat_room *room)
     return false;
 }
 
-struct chat_member *chat_room_member_add(struct chat_room *room, const char *email,
-                                         const char *name, bool *is_new)
+struct chat_member *chat_room_member_add(struct chat_room *room, const char *uid, const char *name,
+                                         bool *is_new)
 {
     for (struct chat_member *m = room->members; m; m = m->next) {
-        if (!strcmp(m->email, email)) {
+        if (!strcmp(m->uid, uid)) {
             m->tabs++;
             *is_new = false;
             return m;
         }
     }
     struct chat_member *m = cm_xcalloc(1, sizeof *m);
-    m->email = cm_xstrdup(email);
+    m->uid = cm_xstrdup(uid);
     m->name = cm_xstrdup(name);
     m->tabs = 1;
     /* append, so the welcome lists members in the order they joined */
@@ -142,7 +142,7 @@ void chat_member_free(struct chat_member *m)
 {
     if (!m)
         return;
-    free(m->email);
+    free(m->uid);
     free(m->name);
     free(m);
 }

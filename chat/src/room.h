@@ -1,6 +1,6 @@
 /* Room registry: rooms exist while someone is connected to them (created on first join,
- * freed on last leave). Members are counted per user email, so several tabs of one user are
- * one member with a tab count. */
+ * freed on last leave). Members are counted per user (the token's uid, never the email), so
+ * several tabs of one user are one member with a tab count. */
 #ifndef CHAT_ROOM_H
 #define CHAT_ROOM_H
 
@@ -15,7 +15,7 @@ struct chat_conn;
 
 struct chat_member {
     struct chat_member *next;
-    char *email;
+    char *uid; /* public user id (cm_uid_valid) */
     char *name;
     uint32_t tabs;
 };
@@ -47,9 +47,10 @@ struct chat_room *chat_rooms_get(struct chat_rooms *reg, const char *name);
 /* Frees room if nobody is in it; returns true if it was freed. */
 bool chat_rooms_release(struct chat_rooms *reg, struct chat_room *room);
 
-/* Adds one tab of user email; *is_new says whether the user was not yet a member. */
-struct chat_member *chat_room_member_add(struct chat_room *room, const char *email,
-                                         const char *name, bool *is_new);
+/* Adds one tab of user uid (display name name); *is_new says whether the user was not yet a member.
+ */
+struct chat_member *chat_room_member_add(struct chat_room *room, const char *uid, const char *name,
+                                         bool *is_new);
 /* Removes one tab. Returns true when it was the user's last one: the member is then unlinked
  * and the caller announces the leave and frees it with chat_member_free. */
 bool chat_room_member_release(struct chat_room *room, struct chat_member *m);

@@ -97,9 +97,8 @@ static void test_encoded_message_round_trips(void **state)
 {
     (void)state;
     const char *text = "quote \" backslash \\ newline \n tab \t <b>&</b> \x01";
-    struct chat_frame *f =
-        chat_proto_message("00c0ffee00c0ffee", 42, "cid", 3, "lobby", "ann@example.com",
-                           "Ann \"A\"", text, strlen(text), 1700000000123);
+    struct chat_frame *f = chat_proto_message("00c0ffee00c0ffee", 42, "cid", 3, "lobby", "ann-id",
+                                              "Ann \"A\"", text, strlen(text), 1700000000123);
     assert_int_equal(f->kind, CHAT_FRAME_MESSAGE);
     cJSON *j = cJSON_ParseWithLength((const char *)f->payload, f->len);
     assert_non_null(j);
@@ -110,6 +109,8 @@ static void test_encoded_message_round_trips(void **state)
     assert_true(cJSON_GetObjectItem(j, "ts")->valuedouble == 1700000000123.0);
     cJSON *user = cJSON_GetObjectItem(j, "user");
     assert_string_equal(cJSON_GetObjectItem(user, "name")->valuestring, "Ann \"A\"");
+    assert_string_equal(cJSON_GetObjectItem(user, "id")->valuestring, "ann-id");
+    assert_int_equal(cJSON_GetArraySize(user), 2); /* no email */
     cJSON_Delete(j);
     free(f);
 
@@ -126,16 +127,25 @@ static void test_welcome_lists_members(void **state)
     struct chat_rooms *reg = chat_rooms_new(4, 8);
     struct chat_room *r = chat_rooms_get(reg, "lobby");
     bool is_new;
-    struct chat_member *a = chat_room_member_add(r, "ann@example.com", "Ann", &is_new);
-    struct chat_member *b = chat_room_member_add(r, "bob@example.com", "Bob", &is_new);
-    struct chat_frame *f = chat_proto_welcome(r, "bob@example.com", "Bob");
+    struct chat_member *a = chat_room_member_add(r, "ann-id", "Ann", &is_new);
+    struct chat_member *b = chat_room_member_add(r, "bob-id", "Bob", &is_new);
+    struct chat_frame *f = chat_proto_welcome(r, "bob-id", "bob@example.com", "Bob");
     cJSON *j = cJSON_ParseWithLength((const char *)f->payload, f->len);
     assert_non_null(j);
     assert_string_equal(cJSON_GetObjectItem(j, "room")->valuestring, "lobby");
     cJSON *m = cJSON_GetObjectItem(j, "members");
     assert_int_equal(cJSON_GetArraySize(m), 2);
-    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(m, 0), "email")->valuestring,
-                        "ann@example.com");
+    /* others are id and name only, never an email; the reader's own has its email */
+    cJSON *m0 = cJSON_GetArrayItem(m, 0);
+    assert_string_equal(cJSON_GetObjectItem(m0, "id")->valuestring, "ann-id");
+    assert_string_equal(cJSON_GetObjectItem(m0, "name")->valuestring, "Ann");
+    assert_int_equal(cJSON_GetArraySize(m0), 2);
+    assert_int_equal(cJSON_GetArraySize(cJSON_GetArrayItem(m, 1)), 2);
+    cJSON *you = cJSON_GetObjectItem(j, "you");
+    assert_string_equal(cJSON_GetObjectItem(you, "id")->valuestring, "bob-id");
+    assert_string_equal(cJSON_GetObjectItem(you, "email")->valuestring, "bob@example.com");
+    assert_string_equal(cJSON_GetObjectItem(you, "name")->valuestring, "Bob");
+    assert_null(strstr((const char *)f->payload, "ann@"));
     cJSON_Delete(j);
     free(f);
     chat_room_member_release(r, a);

@@ -65,12 +65,38 @@ static void test_shared_frame_has_headroom(void **state)
     free(f);
 }
 
+static void test_grow_keeps_frames_and_bytes(void **state)
+{
+    (void)state;
+    struct chat_ring r;
+    chat_ring_init(&r, 4);
+    for (int i = 0; i < 4; i++)
+        chat_ring_push(&r, mk("abc"));
+    chat_ring_drop_oldest(&r); /* oldest is now 2, and the slots wrap */
+    chat_ring_push(&r, mk("de"));
+    assert_true(chat_ring_full(&r));
+    assert_int_equal(r.bytes, 3 * 3 + 2);
+    chat_ring_grow(&r, 16);
+    assert_false(chat_ring_full(&r));
+    assert_int_equal(chat_ring_oldest(&r), 2);
+    for (uint64_t s = 2; s <= 4; s++)
+        assert_memory_equal(chat_ring_get(&r, s)->payload, "abc", 3);
+    assert_memory_equal(chat_ring_get(&r, 5)->payload, "de", 2);
+    for (int i = 0; i < 12; i++)
+        chat_ring_push(&r, mk("f"));
+    assert_true(chat_ring_full(&r));
+    assert_int_equal(chat_ring_get(&r, 17)->seq, 17);
+    assert_int_equal(r.bytes, 3 * 3 + 2 + 12);
+    chat_ring_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_push_get_in_order),
         cmocka_unit_test(test_full_and_drop_oldest),
         cmocka_unit_test(test_shared_frame_has_headroom),
+        cmocka_unit_test(test_grow_keeps_frames_and_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -52,7 +52,7 @@ static void test_tabs_are_one_member(void **state)
     struct chat_member *bob = chat_room_member_add(r, "bob@example.com", "Bob", &is_new);
     assert_true(is_new);
     assert_int_equal(r->nmembers, 2);
-    assert_string_equal(r->members->email, "ann@example.com"); /* join order */
+    assert_string_equal(r->members->uid, "ann@example.com"); /* join order */
 
     assert_false(chat_room_member_release(r, m1)); /* one tab left: no leave */
     assert_int_equal(r->nmembers, 2);

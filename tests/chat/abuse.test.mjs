@@ -5,6 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startChat, Client, RawWs, rawRequest, metrics, httpGet, until, T } from './lib.mjs';
+import { uidOf } from '../lib/token.mjs';
 
 let chat;
 before(async () => { chat = await startChat({ CHAT_HANDSHAKE_TIMEOUT: '2' }); });
@@ -33,9 +34,9 @@ test('an unmasked client frame ends the connection with 1002 and is not broadcas
   watcher.send({ type: 'message', text: 'marker' });
   await watcher.next((f) => f.text === 'marker');
   assert.ok(!watcher.of('message').some((m) => m.text === 'UNMASKED'));
-  await watcher.next((f) => f.type === 'leave' && f.user.email === 'raw@x.org');
+  await watcher.next((f) => f.type === 'leave' && f.user.id === uidOf('raw@x.org'));
   assert.ok((await metrics(chat.port)).chat_framing_violations_total >= 1);
-  assert.match(chat.d.stderr, /user=raw@x\.org reason=unmasked client frame/);
+  assert.match(chat.d.stderr, new RegExp(`user=${uidOf('raw@x.org')} reason=unmasked client frame`));
   await watcher.close();
 });
 
@@ -48,7 +49,7 @@ test('an unmasked frame sent together with the handshake is refused too', async 
   await new Promise((res) => s.once('connect', res));
   const { upgradeRequest } = await import('./lib.mjs');
   s.write(Buffer.concat([
-    Buffer.from(upgradeRequest(`/ws?access_token=${chat.token({ room: 'unmasked2' })}`)),
+    Buffer.from(upgradeRequest('/ws', `Authorization: Bearer ${chat.token({ room: 'unmasked2' })}\r\n`)),
     RawWs.frame(1, msg('sneaky'), { mask: false }),
   ]));
   await ended;
@@ -57,7 +58,7 @@ test('an unmasked frame sent together with the handshake is refused too', async 
 });
 
 test('an unmasked frame after pipelined plain requests on the same connection is refused too', async () => {
-  // GET /healthz, then the upgrade and an unmasked frame, all in one write: the guard used to
+  // GET /ws (426), then the upgrade and an unmasked frame, all in one write: the guard used to
   // take the second request head for frames and give up, so the frame was broadcast
   const watcher = await Client.open(chat.url(chat.token({ sub: 'w2@x.org', room: 'unmasked3' })));
   const s = connect(chat.port, '127.0.0.1');
@@ -69,13 +70,13 @@ test('an unmasked frame after pipelined plain requests on the same connection is
   const { upgradeRequest } = await import('./lib.mjs');
   const tok = chat.token({ sub: 'pipe@x.org', room: 'unmasked3' });
   s.write(Buffer.concat([
-    Buffer.from('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
-    Buffer.from(upgradeRequest(`/ws?access_token=${tok}`)),
+    Buffer.from('GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'),
+    Buffer.from(upgradeRequest('/ws', `Authorization: Bearer ${tok}\r\n`)),
     RawWs.frame(1, msg('piped'), { mask: false }),
   ]));
   await ended;
   const raw = Buffer.concat(chunks).toString('latin1');
-  assert.ok(raw.startsWith('HTTP/1.1 200'), 'the plain request was answered');
+  assert.ok(raw.startsWith('HTTP/1.1 426'), 'the plain request was answered');
   assert.ok(!raw.includes('piped'), 'the unmasked message was not echoed');
   watcher.send({ type: 'message', text: 'marker' });
   await watcher.next((f) => f.text === 'marker');
@@ -93,7 +94,7 @@ test('a violation after the server has sent its close frame gets no second close
   const ended = new Promise((res) => s.on('close', res));
   await new Promise((res) => s.once('connect', res));
   const { upgradeRequest } = await import('./lib.mjs');
-  s.write(upgradeRequest(`/ws?access_token=${chat.token({ sub: 'twice@x.org', room: 'twice' })}`));
+  s.write(upgradeRequest('/ws', `Authorization: Bearer ${chat.token({ sub: 'twice@x.org', room: 'twice' })}\r\n`));
   await until(() => buf.includes('"welcome"'), T, 'welcome');
   s.write(RawWs.frame(2, 'binary'));
   await until(() => buf.includes(Buffer.from([0x88, 0x02, 0x03, 0xeb])) ||
@@ -103,9 +104,11 @@ test('a violation after the server has sent its close frame gets no second close
   const frames = [];
   let i = buf.indexOf('\r\n\r\n') + 4;
   while (i + 2 <= buf.length) {
-    const len = buf[i + 1] & 0x7f; // server frames here are small (welcome < 126 bytes)
-    frames.push({ op: buf[i] & 0x0f, code: len >= 2 ? buf.readUInt16BE(i + 2) : null });
-    i += 2 + len;
+    let len = buf[i + 1] & 0x7f; // server frames here are small (welcome < 65536 bytes)
+    const h = len === 126 ? 4 : 2;
+    if (len === 126) len = buf.readUInt16BE(i + 2);
+    frames.push({ op: buf[i] & 0x0f, code: len >= 2 ? buf.readUInt16BE(i + h) : null });
+    i += h + len;
   }
   const closes = frames.filter((f) => f.op === 8);
   assert.deepEqual(closes.map((f) => f.code), [1003]);
@@ -151,7 +154,7 @@ test('a handshake cut in half is dropped after CHAT_HANDSHAKE_TIMEOUT, others un
   s.on('data', (b) => chunks.push(b));
   const ended = new Promise((res) => s.on('close', res));
   await new Promise((res) => s.once('connect', res));
-  s.write(`GET /ws?access_token=${chat.token()} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: webs`);
+  s.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${chat.token()}\r\nUpgrade: webs`);
   await stillServes('half'); // the half-open handshake does not block anyone
   await ended; // the daemon closes it (the test would time out otherwise)
   assert.ok(!Buffer.concat(chunks).toString().includes('101'), 'never upgraded');
@@ -162,7 +165,7 @@ test('an oversized request head is refused before authentication', async () => {
     `GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Junk: ${'j'.repeat(20000)}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n`);
   assert.ok(r.status === 0 || r.status >= 400, `status ${r.status}`);
   assert.doesNotMatch(r.raw, /101 Switching/);
-  assert.equal((await httpGet(chat.port, '/healthz')).status, 200);
+  assert.equal((await httpGet(chat.adminPort, '/healthz')).status, 200);
 });
 
 test('garbage instead of HTTP is dropped', async () => {

@@ -1,5 +1,6 @@
 // Handshake authentication: every bad token is an HTTP 401 before any upgrade; capacity
-// 503; endpoints; configuration refused at start-up.
+// 503; the endpoints of the two ports; configuration refused at start-up. (Cookies, Origin
+// and tokens in URLs: handshake.test.mjs; other upgrades: upgrade.test.mjs.)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, createSign } from 'node:crypto';
@@ -46,18 +47,22 @@ function badTokens(secret) {
   };
 }
 
-test('every bad token gets HTTP 401 and no upgrade, in the query and in the header', async () => {
+test('every bad token gets HTTP 401 and no upgrade, in the header and in the cookie', async () => {
   const cases = { missing: null, ...badTokens(chat.secret) };
+  const origin = 'http://127.0.0.1'; // upgradeRequest() sends Host: 127.0.0.1
   for (const [name, tok] of Object.entries(cases)) {
-    const viaQuery = await rawRequest(chat.port,
-      upgradeRequest(tok === null ? '/ws' : `/ws?access_token=${encodeURIComponent(tok)}`));
-    assert.equal(viaQuery.status, 401, `${name} (query): ${viaQuery.head}`);
-    assert.doesNotMatch(viaQuery.raw, /101 Switching|Sec-WebSocket-Accept/i, name);
-    assert.match(viaQuery.head, /WWW-Authenticate: Bearer/i);
+    const none = await rawRequest(chat.port, upgradeRequest('/ws'));
+    assert.equal(none.status, 401, `${name}: ${none.head}`);
+    assert.match(none.head, /WWW-Authenticate: Bearer/i);
     if (tok !== null) {
       const viaHeader = await rawRequest(chat.port, upgradeRequest('/ws', `Authorization: Bearer ${tok}\r\n`));
-      assert.equal(viaHeader.status, 401, `${name} (header)`);
-      assert.doesNotMatch(viaHeader.raw, /101 Switching/i);
+      assert.equal(viaHeader.status, 401, `${name} (header): ${viaHeader.head}`);
+      assert.doesNotMatch(viaHeader.raw, /101 Switching|Sec-WebSocket-Accept/i, name);
+      assert.match(viaHeader.head, /WWW-Authenticate: Bearer/i);
+      const viaCookie = await rawRequest(chat.port, upgradeRequest('/ws?room=lobby',
+        `Cookie: parley_ws_lobby=${tok}\r\nOrigin: ${origin}\r\n`));
+      assert.equal(viaCookie.status, 401, `${name} (cookie): ${viaCookie.head}`);
+      assert.doesNotMatch(viaCookie.raw, /101 Switching/i);
     }
     // and a real client sees the 401 too
     await assert.rejects(Client.open(chat.url(tok)), (e) => e.status === 401, name);
@@ -74,38 +79,39 @@ test('every bad token gets HTTP 401 and no upgrade, in the query and in the head
   assert.equal(m.chat_connections, 0);
 });
 
-test('a good token works in the Authorization header and in ?access_token=, room from the token', async () => {
+test('a good token works in the Authorization header, room from the token', async () => {
   const tok = chat.token({ sub: 'h@x.org', name: 'H', room: 'from-token' });
-  const viaHeader = await Client.open(`ws://127.0.0.1:${chat.port}/ws?room=elsewhere`,
-    { headers: { Authorization: `Bearer ${tok}` } });
+  const viaHeader = await Client.open(chat.url(tok));
   assert.equal(viaHeader.frames[0].room, 'from-token');
-  const viaQuery = await Client.open(chat.url(chat.token({ sub: 'q@x.org', name: 'Q', room: 'from-token' })));
-  assert.equal(viaQuery.frames[0].room, 'from-token');
+  // ?room= may name the room the token is for
+  const named = await Client.open({ url: `ws://127.0.0.1:${chat.port}/ws?room=from-token`,
+    headers: { Authorization: `Bearer ${chat.token({ sub: 'q@x.org', name: 'Q', room: 'from-token' })}` } });
+  assert.equal(named.frames[0].room, 'from-token');
   assert.ok(!chat.d.stderr.includes(tok.split('.')[2]), 'the token signature is never logged');
-  assert.match(chat.d.stderr, /connection accepted room=from-token user=h@x\.org/);
-  await Promise.all([viaHeader.close(), viaQuery.close()]);
+  assert.match(chat.d.stderr, /connection accepted room=from-token user=u-[0-9a-f]{16} /); // uid, not email
+  await Promise.all([viaHeader.close(), named.close()]);
 });
 
-test('an Authorization header of another scheme does not hide ?access_token= (Basic auth in front of the site)', async () => {
+test('an Authorization header of another scheme does not hide the cookie (Basic auth in front of the site)', async () => {
   // browsers send the Basic credentials of an auth layer in front of the site with the
-  // WebSocket upgrade too; the chat page's token is in the query then
+  // WebSocket upgrade too; the chat page's token is in the cookie then
   const basic = `Basic ${Buffer.from('staging:secret').toString('base64')}`;
   const tok = chat.token({ sub: 'basic@x.org', name: 'B', room: 'behind-basic' });
-  const c = await Client.open(chat.url(tok), { headers: { Authorization: basic } });
+  const c = await Client.open(chat.cookieTarget(tok, 'behind-basic'), { headers: { Authorization: basic } });
   assert.equal(c.frames[0].room, 'behind-basic');
   await c.close();
-  // still a 401 without a token, and a bad Bearer header is not rescued by the query
+  // still a 401 without a token, and a bad Bearer header is not rescued by the cookie
   const none = await rawRequest(chat.port, upgradeRequest('/ws', `Authorization: ${basic}\r\n`));
   assert.equal(none.status, 401);
-  const bad = await rawRequest(chat.port,
-    upgradeRequest(`/ws?access_token=${encodeURIComponent(tok)}`, 'Authorization: Bearer nope.nope.nope\r\n'));
+  const bad = await rawRequest(chat.port, upgradeRequest('/ws?room=behind-basic',
+    `Authorization: Bearer nope.nope.nope\r\nCookie: parley_ws_behind-basic=${tok}\r\nOrigin: http://127.0.0.1\r\n`));
   assert.equal(bad.status, 401);
 });
 
 test('beyond CHAT_MAX_CONNECTIONS handshakes get 503; a freed slot is usable again', async () => {
   const cs = [];
   for (let i = 0; i < 3; i++) cs.push(await Client.open(chat.url(chat.token({ sub: `c${i}@x.org` }))));
-  const r = await rawRequest(chat.port, upgradeRequest(`/ws?access_token=${chat.token()}`));
+  const r = await rawRequest(chat.port, upgradeRequest('/ws', `Authorization: Bearer ${chat.token()}\r\n`));
   assert.equal(r.status, 503);
   assert.doesNotMatch(r.raw, /101 Switching/);
   await cs.pop().close();
@@ -117,17 +123,27 @@ test('beyond CHAT_MAX_CONNECTIONS handshakes get 503; a freed slot is usable aga
   await Promise.all(cs.map((x) => x.close()));
 });
 
-test('/healthz, /metrics, 404 and 426 on plain HTTP', async () => {
-  const h = await httpGet(chat.port, '/healthz');
+test('/healthz and /metrics on the admin port only; the public port knows only /ws', async () => {
+  const h = await httpGet(chat.adminPort, '/healthz');
   assert.equal(h.status, 200);
   assert.deepEqual(JSON.parse(h.body), { status: 'ok' });
-  const m = await httpGet(chat.port, '/metrics');
+  const m = await httpGet(chat.adminPort, '/metrics');
   assert.equal(m.status, 200);
   assert.match(m.head, /Content-Type: text\/plain; version=0\.0\.4/);
   assert.match(m.body, /^# TYPE chat_connections gauge$/m);
-  assert.equal((await httpGet(chat.port, '/nope')).status, 404);
+  for (const p of ['/healthz', '/metrics', '/metrics?x=1', '/ws/../metrics', '//metrics', '/nope']) {
+    const r = await httpGet(chat.port, p);
+    assert.equal(r.status, 404, `public ${p}: ${r.head}`);
+    assert.doesNotMatch(r.body, /# TYPE|"status"/);
+  }
   assert.equal((await httpGet(chat.port, '/ws')).status, 426);
   assert.equal((await rawRequest(chat.port, upgradeRequest('/other'))).status, 404);
+  // the admin port has no /ws and no upgrade at all
+  assert.equal((await httpGet(chat.adminPort, '/ws')).status, 404);
+  assert.equal((await httpGet(chat.adminPort, '/nope')).status, 404);
+  const up = await rawRequest(chat.adminPort, upgradeRequest('/ws', `Authorization: Bearer ${chat.token()}\r\n`));
+  assert.doesNotMatch(up.raw, /101 Switching/);
+  assert.equal(up.status, 403);
 });
 
 test('the daemon refuses to start without a proper secret or with a bad limit', async () => {
@@ -145,4 +161,12 @@ test('the daemon refuses to start without a proper secret or with a bad limit', 
   r = await runToExit(BIN.chat, { ...base, JWT_SECRET: newSecret(), LOG_LEVEL: 'loud' });
   assert.notEqual(r.code, 0);
   assert.match(r.output, /LOG_LEVEL/);
+  r = await runToExit(BIN.chat, { ...base, CHAT_ADMIN_PORT: '1', JWT_SECRET: newSecret() });
+  assert.notEqual(r.code, 0);
+  assert.match(r.output, /CHAT_ADMIN_PORT .* must differ from CHAT_PORT/);
+  for (const bad of ['*', 'https://a.example/', 'a.example', 'https://a.example,,https://b.example', 'null']) {
+    r = await runToExit(BIN.chat, { ...base, JWT_SECRET: newSecret(), CHAT_ALLOWED_ORIGINS: bad });
+    assert.notEqual(r.code, 0, bad);
+    assert.match(r.output, /CHAT_ALLOWED_ORIGINS/, bad);
+  }
 }, { timeout: T });

@@ -10,26 +10,46 @@ export const ASAN = process.env.PARLEY_ASAN === '1' || process.env.PARLEY_ASAN =
 // Generous: everything also runs under ASan on two shared cores.
 export const T = ASAN ? 60000 : 20000;
 
+// The daemon's admin port (/healthz, /metrics) by its public port, for metrics(port).
+const adminPorts = new Map();
+
+// Starts parley-chat on two free ports: `port` (public: only /ws) and `adminPort` (/healthz,
+// /metrics). chat.url(token, query) is a connect target for Client: the URL (never with the
+// token in it; query such as 'since=5' or '&since=5') and the Authorization: Bearer header;
+// chat.cookieTarget(token, room, origin) is how a browser connects: /ws?room=ROOM with the
+// parley_ws_ROOM cookie and an Origin header.
 export async function startChat(env = {}) {
   const port = await freePort();
+  let adminPort = await freePort();
+  while (adminPort === port) adminPort = await freePort();
   const secret = newSecret();
   const d = await startDaemon(BIN.chat, {
     JWT_SECRET: secret, CHAT_PORT: String(port), CHAT_LISTEN_ADDR: '127.0.0.1',
-    LOG_LEVEL: 'info', ...env,
-  }, port);
+    CHAT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info', ...env,
+  }, [port, adminPort]);
+  adminPorts.set(port, adminPort);
+  const base = `ws://127.0.0.1:${port}/ws`;
   return {
-    d, port, secret,
+    d, port, adminPort, secret,
     token: (opts = {}) => mintToken(secret, opts),
-    url: (tok) => `ws://127.0.0.1:${port}/ws${tok ? `?access_token=${encodeURIComponent(tok)}` : ''}`,
+    url: (tok, query = '') => ({ url: query ? `${base}?${query.replace(/^[?&]/, '')}` : base,
+      headers: tok ? { Authorization: `Bearer ${tok}` } : {} }),
+    cookieTarget: (tok, room, origin = `http://127.0.0.1:${port}`) => ({
+      url: `${base}?room=${encodeURIComponent(room)}`,
+      headers: { Cookie: `parley_ws_${room}=${tok}`, ...(origin ? { Origin: origin } : {}) },
+    }),
   };
 }
 
 // A WebSocket client that records every frame; next(pred) waits for the next matching one.
 export class Client {
-  constructor(url, opts = {}) {
+  // target: a URL, or {url, headers} (startChat's url() and cookieTarget())
+  constructor(target, opts = {}) {
     this.frames = [];
     this.waiters = [];
-    this.ws = new WebSocket(url, { perMessageDeflate: false, ...opts });
+    const url = typeof target === 'string' ? target : target.url;
+    const headers = { ...(typeof target === 'string' ? {} : target.headers), ...opts.headers };
+    this.ws = new WebSocket(url, { perMessageDeflate: false, ...opts, headers });
     this.opened = new Promise((res, rej) => {
       this.ws.once('open', res);
       this.ws.once('error', rej);
@@ -119,7 +139,7 @@ export class RawWs {
     r.frames = [];
     r.ended = new Promise((res) => r.sock.on('close', res));
     await new Promise((res) => r.sock.once('connect', res));
-    r.sock.write(upgradeRequest(`/ws?access_token=${encodeURIComponent(token)}`));
+    r.sock.write(upgradeRequest('/ws', `Authorization: Bearer ${token}\r\n`));
     await new Promise((res, rej) => {
       const onData = (b) => {
         r.buf = Buffer.concat([r.buf, b]);
@@ -187,8 +207,9 @@ export class RawWs {
   texts() { return this.frames.filter((f) => f.op === 1).map((f) => JSON.parse(f.payload.toString())); }
 }
 
+// The daemon's /metrics as {name: value}; port is its public port (or its admin port).
 export async function metrics(port) {
-  const r = await httpGet(port, '/metrics');
+  const r = await httpGet(adminPorts.get(port) || port, '/metrics');
   const out = {};
   for (const line of r.body.split('\n')) {
     const m = /^([a-z_]+(?:\{[^}]*\})?) (\d+)$/.exec(line);

@@ -2,6 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startChat, Client, metrics, until, T } from './lib.mjs';
+import { uidOf } from '../lib/token.mjs';
 
 let chat;
 before(async () => {
@@ -23,7 +24,7 @@ test('a message reaches everyone in its room, sender included, and nobody outsid
     assert.equal(m.text, 'hello room a');
     assert.equal(m.room, 'room-a');
     assert.equal(m.client_id, 'c-1');
-    assert.deepEqual(m.user, { email: 'a2@x.org', name: 'a2' });
+    assert.deepEqual(m.user, { id: uidOf('a2@x.org'), name: 'a2' });
     assert.match(m.id, /^[0-9a-f]{16}-\d+$/);
     assert.equal(typeof m.ts, 'number');
     assert.ok(Math.abs(m.ts - Date.now()) < 600000, 'ts is unix milliseconds');
@@ -43,7 +44,7 @@ test('a message reaches everyone in its room, sender included, and nobody outsid
   // text is delivered verbatim (the browser escapes it, the daemon must not mangle it)
   const tricky = '<script>alert("x")</script> & \\ "quotes" é 😀 \n newline';
   a[2].send({ type: 'message', text: tricky });
-  assert.equal((await a[0].next((f) => f.type === 'message' && f.user.email === 'a3@x.org')).text, tricky);
+  assert.equal((await a[0].next((f) => f.type === 'message' && f.user.id === uidOf('a3@x.org'))).text, tricky);
   await Promise.all([...a, ...b].map((c) => c.close()));
 });
 
@@ -72,20 +73,20 @@ test('5 senders x 200 messages arrive in the same order at every client', async 
 
 test('presence: welcome lists members, join/leave once per user, tabs are one member', async () => {
   const ann = await open('ann@x.org', 'presence', 'Ann');
-  assert.deepEqual(ann.frames[0].members, [{ email: 'ann@x.org', name: 'Ann' }]);
-  assert.deepEqual(ann.frames[0].you, { email: 'ann@x.org', name: 'Ann' });
+  assert.deepEqual(ann.frames[0].members, [{ id: uidOf('ann@x.org'), name: 'Ann' }]);
+  assert.deepEqual(ann.frames[0].you, { id: uidOf('ann@x.org'), email: 'ann@x.org', name: 'Ann' });
   assert.equal(ann.frames[0].room, 'presence');
 
   const bob1 = await open('bob@x.org', 'presence', 'Bob');
-  assert.deepEqual(bob1.frames[0].members.map((m) => m.email).sort(), ['ann@x.org', 'bob@x.org']);
-  assert.deepEqual((await ann.next((f) => f.type === 'join')).user, { email: 'bob@x.org', name: 'Bob' });
+  assert.deepEqual(bob1.frames[0].members.map((m) => m.id).sort(), [uidOf('ann@x.org'), uidOf('bob@x.org')].sort());
+  assert.deepEqual((await ann.next((f) => f.type === 'join')).user, { id: uidOf('bob@x.org'), name: 'Bob' });
 
   // second tab of Bob: welcome lists Bob once, nobody gets a second join
   const bob2 = await open('bob@x.org', 'presence', 'Bob');
-  assert.equal(bob2.frames[0].members.filter((m) => m.email === 'bob@x.org').length, 1);
+  assert.equal(bob2.frames[0].members.filter((m) => m.id === uidOf('bob@x.org')).length, 1);
   // typing goes to the others (Ann and Bob's other tab), not back to the sender
   bob2.send({ type: 'typing' });
-  assert.deepEqual((await ann.next((f) => f.type === 'typing')).user, { email: 'bob@x.org', name: 'Bob' });
+  assert.deepEqual((await ann.next((f) => f.type === 'typing')).user, { id: uidOf('bob@x.org'), name: 'Bob' });
   await bob1.next((f) => f.type === 'typing');
 
   // closing one tab: no leave; a marker message proves nothing else was pending
@@ -98,10 +99,10 @@ test('presence: welcome lists members, join/leave once per user, tabs are one me
 
   // last tab closes: one leave
   await bob2.close();
-  assert.deepEqual((await ann.next((f) => f.type === 'leave')).user, { email: 'bob@x.org', name: 'Bob' });
+  assert.deepEqual((await ann.next((f) => f.type === 'leave')).user, { id: uidOf('bob@x.org'), name: 'Bob' });
   const carl = await open('carl@x.org', 'presence', 'Carl');
-  assert.deepEqual(carl.frames[0].members.map((m) => m.email).sort(), ['ann@x.org', 'carl@x.org']);
-  await ann.next((f) => f.type === 'join' && f.user.email === 'carl@x.org');
+  assert.deepEqual(carl.frames[0].members.map((m) => m.id).sort(), [uidOf('ann@x.org'), uidOf('carl@x.org')].sort());
+  await ann.next((f) => f.type === 'join' && f.user.id === uidOf('carl@x.org'));
   assert.equal(ann.of('leave').length, 1);
   await Promise.all([ann.close(), carl.close()]);
 });

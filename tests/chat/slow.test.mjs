@@ -5,12 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { startChat, Client, RawWs, metrics, until, sleep, ASAN, T } from './lib.mjs';
+import { uidOf } from '../lib/token.mjs';
 
 const rssKiB = (pid) => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 
 test('a client that stops reading is culled, the others keep receiving, memory stays bounded', async (t) => {
   const chat = await startChat({
-    CHAT_RATE_PER_SEC: '100000', CHAT_RATE_BURST: '100000', CHAT_RING_SIZE: '128',
+    CHAT_RATE_PER_SEC: '100000', CHAT_RATE_BURST: '100000', CHAT_RING_SIZE: '128', CHAT_ROOM_BACKLOG_FRAMES: '256',
     // keep ASan's freed-memory quarantine small so VmRSS reflects live memory
     ASAN_OPTIONS: 'detect_leaks=1:quarantine_size_mb=8',
   });
@@ -52,7 +53,7 @@ test('a client that stops reading is culled, the others keep receiving, memory s
   assert.ok(grewMiB < (ASAN ? 32 : 8), `RSS grew by ${grewMiB.toFixed(1)} MiB`);
   assert.ok(grewMiB < sentMiB / 2);
   // the others saw the culled user leave
-  await fast.next((f) => f.type === 'leave' && f.user.email === 'slow@x.org');
+  await fast.next((f) => f.type === 'leave' && f.user.id === uidOf('slow@x.org'));
   // once it reads again, the slow client finds its stream ended, with a gap
   slow.ws._socket.resume();
   await slow.closed;
@@ -68,7 +69,7 @@ test('idle connections are pinged; a peer that never answers is dropped, a live 
   // the raw socket reads but never answers pings: it must be dropped
   await dead.ended;
   assert.ok(dead.frames.some((f) => f.op === 0x9), 'the daemon pinged');
-  await live.next((f) => f.type === 'leave' && f.user.email === 'dead@x.org');
+  await live.next((f) => f.type === 'leave' && f.user.id === uidOf('dead@x.org'));
   // the ws client answered every ping and is still usable
   live.send({ type: 'message', text: 'alive' });
   assert.equal((await live.next((f) => f.type === 'message')).text, 'alive');
@@ -97,14 +98,14 @@ test('any input keeps a connection: a chatting client that never pongs stays; on
   }
   assert.deepEqual([...gone], [], 'both are still connected');
   assert.ok(answered >= 2, `the quiet one was pinged and answered (${answered})`);
-  assert.equal((await watcher.next((f) => f.type === 'message' && f.text === 'm15')).user.email, 'chatty@x.org');
+  assert.equal((await watcher.next((f) => f.type === 'message' && f.text === 'm15')).user.id, uidOf('chatty@x.org'));
   // the ponger stops answering: it is dropped, the chatty one (still chatting) stays
   answering = false;
   let n = 0;
   const talk = setInterval(() => chatty.write(RawWs.frame(0x1, JSON.stringify({ type: 'message', text: `k${n++}` }))), 500);
   try {
     await ponger.ended;
-    await watcher.next((f) => f.type === 'leave' && f.user.email === 'ponger@x.org');
+    await watcher.next((f) => f.type === 'leave' && f.user.id === uidOf('ponger@x.org'));
   } finally {
     clearInterval(talk);
   }

@@ -40,8 +40,9 @@ export function waitForPort(port, host = '127.0.0.1', timeoutMs = 15000) {
 }
 
 // Starts a daemon with exactly `env` (plus PATH and sanitizer options). Resolves when `port`
-// accepts connections. The returned object has .stderr (everything logged so far),
-// .stop(signal) which resolves with {code, signal}, and .exited (a promise).
+// (a number, or an array of them: every one) accepts connections. The returned object has
+// .stderr (everything logged so far), .stop(signal) which resolves with {code, signal}, and
+// .exited (a promise).
 export async function startDaemon(bin, env, port, { host = '127.0.0.1', timeoutMs = 15000 } = {}) {
   const child = spawn(bin, [], {
     env: { PATH: process.env.PATH, ASAN_OPTIONS: process.env.ASAN_OPTIONS || 'detect_leaks=1',
@@ -65,7 +66,9 @@ export async function startDaemon(bin, env, port, { host = '127.0.0.1', timeoutM
   };
   if (port) {
     try {
-      await Promise.race([waitForPort(port, host, timeoutMs), d.exited.then((r) => {
+      const ports = Array.isArray(port) ? port : [port];
+      const up = Promise.all(ports.map((p) => waitForPort(p, host, timeoutMs)));
+      await Promise.race([up, d.exited.then((r) => {
         throw new Error(`${bin} exited early (${JSON.stringify(r)}):\n${d.stderr}`);
       })]);
     } catch (e) {

@@ -131,6 +131,7 @@ export async function startStack(opts = {}) {
     s.pg = await startPostgres();
     const webPort = await freePort();
     const chatPort = await freePort();
+    const chatAdminPort = await freePort();
     const port = opts.port || await freePort();
     s.port = port;
     s.url = `http://127.0.0.1:${port}`;
@@ -139,7 +140,7 @@ export async function startStack(opts = {}) {
       WEB_PORT: String(webPort), ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password,
       STATIC_DIR, TRUST_PROXY: '1', COOKIE_SECURE: '0', LOG_LEVEL: 'info', ...opts.webEnv };
     s.chatEnv = { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1', CHAT_PORT: String(chatPort),
-      LOG_LEVEL: 'info', ...opts.chatEnv };
+      CHAT_ADMIN_PORT: String(chatAdminPort), LOG_LEVEL: 'info', ...opts.chatEnv };
 
     s.website = await startDaemon(BIN.website, s.webEnv, webPort, { timeoutMs: START_TIMEOUT_MS });
     s.website.port = webPort;
@@ -147,8 +148,10 @@ export async function startStack(opts = {}) {
 
     s.startChat = async () => {
       if (s.chat && s.chat.child.exitCode === null && s.chat.child.signalCode === null) return;
-      s.chat = await startDaemon(BIN.chat, s.chatEnv, chatPort, { timeoutMs: START_TIMEOUT_MS });
+      s.chat = await startDaemon(BIN.chat, s.chatEnv, [chatPort, chatAdminPort],
+        { timeoutMs: START_TIMEOUT_MS });
       s.chat.port = chatPort;
+      s.chat.adminPort = chatAdminPort; // /healthz, /metrics (never proxied by nginx)
     };
     s.stopChat = async () => {
       if (!s.chat) return;

@@ -1,4 +1,4 @@
-// Mints chat tokens in tests exactly as the website does (HS256, claims of ARCHITECTURE.md),
+// Mints chat tokens in tests exactly as the website does (HS256, the claims of docs/protocol.md),
 // and hostile variants of them. The unit tests prove common/ signs the same format.
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 

@@ -10,10 +10,14 @@ import { sleep } from '../lib/proc.mjs';
 export const WAIT_MS = Number(process.env.PARLEY_WAIT_MS || 20000);
 
 // Opens a WebSocket and keeps every JSON frame it receives. next(pred) resolves with the
-// first frame (not yet taken) that matches, or rejects after WAIT_MS.
-export function openChat(url, token, { headers } = {}) {
-  const wsUrl = url.replace(/^http/, 'ws') + '/ws' + (token ? `?access_token=${encodeURIComponent(token)}` : '');
-  const ws = new WebSocket(wsUrl, { headers });
+// first frame (not yet taken) that matches, or rejects after WAIT_MS. The token goes in
+// Authorization: Bearer, or, with `cookie` (a WebClient's cookie jar, which holds the
+// parley_ws_<room> cookie the token endpoint set), as a browser sends it: the cookie and
+// the site as Origin, to `path` (the token response's ws_url). Never in the URL.
+export function openChat(url, token, { headers, cookie, path = '/ws' } = {}) {
+  const wsUrl = url.replace(/^http/, 'ws') + path;
+  const auth = cookie ? { Cookie: cookie, Origin: url } : token ? { Authorization: `Bearer ${token}` } : {};
+  const ws = new WebSocket(wsUrl, { headers: { ...auth, ...headers } });
   const c = { ws, frames: [], waiters: [], closed: null };
   const feed = () => {
     for (const w of [...c.waiters]) {
@@ -94,12 +98,13 @@ export async function happyPath(url) {
 
   const ta = await annC.chatToken(room);
   assert.equal(ta.status, 200, `token: ${ta.status} ${ta.text}`);
-  assert.equal(ta.body.ws_url, '/ws');
+  assert.equal(ta.body.ws_url, `/ws?room=${room}`);
   assert.equal(ta.body.room, room);
   const tb = await bobC.chatToken(room);
   assert.equal(tb.status, 200, `token: ${tb.status} ${tb.text}`);
 
-  const a = openChat(url, ta.body.token);
+  // ann connects as the browser does (the cookie), bob as any other client (Bearer)
+  const a = openChat(url, null, { cookie: annC.cookieHeader(), path: ta.body.ws_url });
   await a.opened;
   const wa = await a.next((f) => f.type === 'welcome', 'welcome');
   assert.equal(wa.room, room);

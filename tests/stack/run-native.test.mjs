@@ -23,7 +23,7 @@ after(async () => {
 });
 
 const ports = { PUBLIC_PORT: await freePort(), WEB_PORT: await freePort(),
-  CHAT_PORT: await freePort(), DB_PORT: await freePort() };
+  CHAT_PORT: await freePort(), CHAT_ADMIN_PORT: await freePort(), DB_PORT: await freePort() };
 
 function portOpen(port) {
   return new Promise((res) => {

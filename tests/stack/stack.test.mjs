@@ -108,10 +108,12 @@ test('internal endpoints of the daemons are not reachable through nginx', async 
   const m = await fetch(`${s.url}/metrics`);
   assert.equal(m.status, 404);
   assert.ok(!(await m.text()).includes('# TYPE'), 'no Prometheus text through nginx');
-  // The same path on the chat daemon's own port does answer: the 404 above is nginx's doing.
-  const direct = await fetch(`http://127.0.0.1:${s.chat.port}/metrics`);
+  // The chat daemon answers it only on its admin port; its public port (nginx's upstream)
+  // knows only /ws.
+  const direct = await fetch(`http://127.0.0.1:${s.chat.adminPort}/metrics`);
   assert.equal(direct.status, 200);
   assert.match(await direct.text(), /# TYPE/);
+  assert.equal((await fetch(`http://127.0.0.1:${s.chat.port}/metrics`)).status, 404);
   // /healthz through nginx is the website's (JSON), never the chat daemon's.
   const h = await fetch(`${s.url}/healthz`);
   assert.equal(h.status, 200);

@@ -30,7 +30,7 @@ test('a token for (user, room): HS256, signed with JWT_SECRET, claims as in the 
   const b = r.body;
   assert.deepEqual(Object.keys(b).sort(), ['expires_in', 'room', 'token', 'user', 'ws_url']);
   assert.equal(b.expires_in, TTL);
-  assert.equal(b.ws_url, '/ws');
+  assert.equal(b.ws_url, `/ws?room=${room}`, 'the room in the URL, the token not');
   assert.equal(b.room, room);
   assert.match(b.user.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
     'the public id is a UUID');
@@ -62,6 +62,59 @@ test('a token for (user, room): HS256, signed with JWT_SECRET, claims as in the 
   assert.notEqual(o.body.user.id, b.user.id, 'each user has their own public id');
   assert.ok(!site.web.stderr.includes(b.token), 'the token is never logged');
   assert.ok(!site.web.stderr.includes(sig), 'not even its signature');
+});
+
+// Set-Cookie of the chat handshake's cookie for room, parsed: {value, attrs (lowercased names)}.
+function wsCookie(res, room) {
+  const all = res.headers.getSetCookie().filter((c) => c.startsWith(`parley_ws_${room}=`));
+  assert.equal(all.length, 1, `one parley_ws_${room} cookie: ${res.headers.getSetCookie()}`);
+  const [pair, ...attrs] = all[0].split(';').map((x) => x.trim());
+  return { raw: all[0], value: pair.slice(pair.indexOf('=') + 1),
+    attrs: Object.fromEntries(attrs.map((a) => { const [k, v = true] = a.split('='); return [k.toLowerCase(), v]; })) };
+}
+
+test('the token is also set as the cookie parley_ws_ROOM: only for /ws, as long as the token lives, HttpOnly, SameSite=Strict', async () => {
+  const r = await u.client.chatToken(room);
+  assert.equal(r.status, 200, r.text);
+  const c = wsCookie(r, room);
+  assert.equal(c.value, r.body.token, 'the cookie holds the same token');
+  assert.deepEqual(c.attrs, { path: '/ws', 'max-age': String(TTL), httponly: true, samesite: 'Strict' },
+    c.raw);
+  // one cookie per room: a token for another room comes under another name, and leaves this one
+  const second = `tok2-${uniq()}`;
+  assert.equal((await u.client.createRoom(second, 'Second')).status, 303);
+  const r2 = await u.client.chatToken(second);
+  const c2 = wsCookie(r2, second);
+  assert.equal(c2.value, r2.body.token);
+  assert.ok(!r2.headers.getSetCookie().some((x) => x.startsWith(`parley_ws_${room}=`)));
+  assert.equal(JSON.parse(Buffer.from(c2.value.split('.')[1], 'base64url')).room, second);
+  // refusals set no cookie
+  const anon = await site.client().request('POST', `/api/rooms/${room}/token`, { headers: { 'x-csrf-token': 'x' } });
+  assert.ok(!anon.headers.getSetCookie().some((x) => x.startsWith('parley_ws_')));
+  const missing = await u.client.chatToken('no-such-room');
+  assert.ok(!missing.headers.getSetCookie().some((x) => x.startsWith('parley_ws_')));
+});
+
+test('the cookie fits a token of the longest email and name, and is Secure with COOKIE_SECURE=1', async () => {
+  const secure = await startSite({ env: { COOKIE_SECURE: '1' } });
+  try {
+    // a 64-byte local part (251 bytes in all), 64 four-byte characters of name (U+20000,
+    // a CJK ideograph), a 32-character room: the Set-Cookie line is longer than 1 KiB
+    const email = `${'a'.repeat(64)}@${['b', 'c', 'd'].map((x) => x.repeat(60)).join('.')}.org`;
+    const big = await newUser(secure, 'big', { email, name: '\u{20000}'.repeat(64) });
+    assert.equal(big.res.status, 303, `registered: ${big.res.text.slice(0, 300)}`);
+    const name = `big-${uniq()}`.padEnd(32, 'x');
+    assert.equal((await big.client.createRoom(name, 'Big')).status, 303);
+    const r = await big.client.chatToken(name);
+    assert.equal(r.status, 200, r.text);
+    const c = wsCookie(r, name);
+    assert.ok(c.raw.length > 1024, `a long Set-Cookie (${c.raw.length} bytes)`);
+    assert.equal(c.value, r.body.token);
+    assert.equal(c.attrs.secure, true);
+    assert.equal(c.attrs.samesite, 'Strict');
+  } finally {
+    await secure.stop();
+  }
 });
 
 test('no session: 401; bad or missing X-CSRF-Token: 403; no such room: 404 (all JSON errors)', async () => {

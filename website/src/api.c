@@ -1,4 +1,5 @@
 /* The JSON API: chat tokens, the rooms list, the health probe. */
+#include "cm_buf.h"
 #include "cm_log.h"
 #include "config.h"
 #include "csrf.h"
@@ -31,6 +32,27 @@ static bool api_user(struct web_req *r)
         return false;
     }
     return true;
+}
+
+/* The browser's credential for the chat handshake (docs/protocol.md "Connecting"): a cookie
+ * per room, so two tabs in two rooms never take each other's token, sent only to /ws, for as
+ * long as the token lives, out of scripts' reach, and never on a request another site starts
+ * (SameSite=Strict; the chat daemon checks Origin too). The token in a cookie keeps it out of
+ * every URL and so out of every access log. Added to the response's headers directly:
+ * web_resp_header formats into 1 KiB, and a token may be longer (long email and name). */
+static void set_ws_cookie(struct web_req *r, const char *room, const char *jwt)
+{
+    if (r->nhdr == WEB_MAX_RESP_HEADERS) {
+        cm_error("http: too many response headers (bug)");
+        return;
+    }
+    struct cm_buf b;
+    cm_buf_init(&b);
+    cm_buf_printf(&b, "parley_ws_%s=%s; Path=/ws; Max-Age=%lld; HttpOnly; SameSite=Strict%s", room,
+                  jwt, web_cfg.token_ttl, web_cfg.cookie_secure ? "; Secure" : "");
+    r->hdr[r->nhdr].name = "Set-Cookie";
+    r->hdr[r->nhdr].value = cm_buf_take(&b, NULL);
+    r->nhdr++;
 }
 
 void web_h_api_token_post(struct web_req *r)
@@ -76,12 +98,15 @@ void web_h_api_token_post(struct web_req *r)
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "token", jwt);
     cJSON_AddNumberToObject(o, "expires_in", (double)web_cfg.token_ttl);
-    cJSON_AddStringToObject(o, "ws_url", "/ws");
+    char ws_url[sizeof "/ws?room=" + CM_ROOM_MAX];
+    snprintf(ws_url, sizeof ws_url, "/ws?room=%s", room); /* a valid room name needs no escaping */
+    cJSON_AddStringToObject(o, "ws_url", ws_url);
     cJSON_AddStringToObject(o, "room", room);
     cJSON *u = cJSON_AddObjectToObject(o, "user");
     cJSON_AddStringToObject(u, "id", r->sess.user.public_id);
     cJSON_AddStringToObject(u, "email", r->sess.user.email);
     cJSON_AddStringToObject(u, "name", r->sess.user.name);
+    set_ws_cookie(r, room, jwt);
     free(jwt);
     cm_info("issued a chat token for user %lld in room %s", r->sess.user.id, room);
     web_json(r, 200, o);
