@@ -107,7 +107,9 @@ test('a user who logged out in another tab is told to log in again', () => withL
   const banner = ann.page.locator('#chat .chat-banner');
   await banner.waitFor({ state: 'visible' });
   assert.match(await banner.textContent(), /logged out/i);
-  assert.equal(await banner.locator('a').getAttribute('href'), '/login');
+  // the login leads back into the room
+  assert.equal(await banner.locator('a').getAttribute('href'),
+    `/login?next=${encodeURIComponent(`/rooms/${room}`)}`);
   assert.equal(ann.tokens.at(-1), 401);
 }));
 

@@ -111,7 +111,7 @@ test('typing signals are throttled and never spend the message budget', () =>
     const typing = frames.filter((t) => t === 'typing').length;
     const sent = frames.filter((t) => t === 'message').length;
     assert.equal(sent, 3, `frames: ${frames}`);
-    assert.ok(typing <= 2, `at most one typing signal per ${3} s of typing: ${frames}`);
+    assert.ok(typing >= 1 && typing <= 3, `one typing signal per message typed: ${frames}`);
     const refused = await ann.page.locator('#chat .chat-error').textContent();
     assert.equal(refused, '', 'nothing was refused');
   }));

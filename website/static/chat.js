@@ -45,10 +45,6 @@
   const SEEN_KEY = 'parley.seen.';   // localStorage: + room name -> last seq the reader saw
   const NOTIFY_KEY = 'parley.notify'; // localStorage: 'mentions' | 'all' | 'off'
 
-  // COMPAT: talks to a chat daemon and website from before the cookie handshake and public user
-  // ids (token in the URL, users known by email). To be deleted once both are on main.
-  const COMPAT = true;
-
   const root = document.getElementById('chat');
   if (!root || !root.dataset.room || !F) return;
 
@@ -58,7 +54,7 @@
   const csrf = root.dataset.csrf || (meta ? meta.getAttribute('content') : '') || '';
   const me = { id: root.dataset.userId || '', name: root.dataset.userName || '' };
   const baseTitle = document.title;
-  const myIds = new Set(me.id ? [me.id] : []); // the reader's public id (COMPAT: and email key)
+  const myIds = new Set(me.id ? [me.id] : []); // the reader's public id
   function isMe(id) {
     return !!id && myIds.has(id);
   }
@@ -95,8 +91,7 @@
   }
   function userOf(frame) {
     const u = frame && typeof frame.user === 'object' && frame.user ? frame.user : {};
-    let id = typeof u.id === 'string' || typeof u.id === 'number' ? String(u.id) : '';
-    if (!id && COMPAT && typeof u.email === 'string') id = 'compat:' + u.email.toLowerCase();
+    const id = typeof u.id === 'string' || typeof u.id === 'number' ? String(u.id) : '';
     const name = typeof u.name === 'string' && u.name ? u.name : 'someone';
     return { id, name };
   }
@@ -374,11 +369,8 @@
     let data = null;
     try { data = await res.json(); } catch (e) { data = null; }
     if (res.ok && data) {
-      let wsUrl = typeof data.ws_url === 'string' && /^\/ws\?/.test(data.ws_url)
+      const wsUrl = typeof data.ws_url === 'string' && /^\/ws\?room=[a-z0-9-]+$/.test(data.ws_url)
         ? data.ws_url : '/ws?room=' + encodeURIComponent(room);
-      if (COMPAT && !/^\/ws\?/.test(String(data.ws_url)) && typeof data.token === 'string') {
-        wsUrl = '/ws?access_token=' + encodeURIComponent(data.token);
-      }
       return { wsUrl };
     }
     const msg = data && typeof data.message === 'string' ? data.message : '';
@@ -517,7 +509,6 @@
     clearTimeout(openTimer);
     if (f.you && typeof f.you === 'object') {
       if (typeof f.you.id === 'string' || typeof f.you.id === 'number') me.id = String(f.you.id);
-      else if (COMPAT && typeof f.you.email === 'string') me.id = userOf({ user: f.you }).id;
       if (me.id) myIds.add(me.id);
       if (typeof f.you.name === 'string' && f.you.name) me.name = f.you.name;
     }
@@ -860,7 +851,6 @@
     // A frame with the client_id of an own pending message is that message (client_ids are
     // random 128-bit values only this page knows until the server stores them).
     if (p) {
-      if (COMPAT && u.id) myIds.add(u.id);
       confirm(cid, p);
     }
     if (!history) stopTyping(u.id);
@@ -1018,7 +1008,7 @@
   // ---- unread, divider, notifications ----
   function markSeen() {
     if (hidden() || !newestSeq) return;
-    if (newestSeq > seenSeq || load(SEEN_KEY + room) === null) {
+    if (newestSeq !== seenSeq || load(SEEN_KEY + room) === null) {
       seenSeq = newestSeq;
       store(SEEN_KEY + room, seenSeq);
     }
@@ -1028,8 +1018,8 @@
   // seen (by the seq stored last time). A stored seq beyond the room's is from a deleted room
   // of the same name: ignored.
   function placeDividerOnOpen() {
-    if (!seenSeq || seenSeq >= newestSeq) return;
-    if (seenSeq > newestSeq) return;
+    if (seenSeq > newestSeq) seenSeq = 0; // (then markSeen stores this room's)
+    if (!seenSeq || seenSeq === newestSeq) return;
     const seqs = Array.from(bySeq.keys()).sort((a, b) => a - b);
     for (const s of seqs) {
       const li = bySeq.get(s);
@@ -1217,6 +1207,7 @@
     regroup(li);
     scrollToBottom();
     input.value = '';
+    lastTypingSent = 0; // the next message's typing shows at once (typing has its own budget)
     updateCounter();
     flushOutbox();
   }
@@ -1326,8 +1317,8 @@
     updateCounter();
     updateComplete();
     if (error.classList.contains('is-visible')) clearError();
-    // Typing signals are throttled (one per TYPING_SEND_EVERY_MS at most) and never sent
-    // while a message waits, so they never compete with messages for the sender's budget.
+    // Typing signals are throttled (one per TYPING_SEND_EVERY_MS while typing one message) and
+    // never sent while a message waits (the server counts them in a budget of their own).
     const now = Date.now();
     if (input.value.trim() && wsOpen() && now - lastTypingSent >= TYPING_SEND_EVERY_MS &&
         !outbox.length) {
