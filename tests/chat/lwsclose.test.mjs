@@ -1,4 +1,5 @@
-// Closes that libwebsockets makes itself (1007 invalid UTF-8, 1002 for a reserved opcode) are
+// Closes that libwebsockets makes itself (1007 invalid UTF-8, 1002 for a continuation frame with
+// no message to continue; reserved opcodes are the framing guard's, see rawguard.test.mjs) are
 // logged with their code and counted in /metrics, not reported as "connection lost".
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,7 +15,7 @@ test('lws closes (1007, 1002) are logged with their code and counted', async (t)
   await bad.ended;
   assert.equal(bad.closeCode(), 1007);
   const opc = await RawWs.open(chat.port, chat.token({ sub: 'opc@x.org', room: 'lwsclose' }));
-  opc.write(RawWs.frame(0x3, 'x'));
+  opc.write(RawWs.frame(0x0, 'x')); // RFC 6455 §5.4: a continuation with nothing to continue
   await opc.ended;
   assert.equal(opc.closeCode(), 1002);
   await watcher.next((f) => f.type === 'leave' && f.user.id === uidOf('opc@x.org'));

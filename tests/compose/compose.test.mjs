@@ -1,7 +1,11 @@
 // The compose stack for real: builds every image of docker-compose.yml and runs it with
 // podman-compose (no Docker engine here; tests/compose/podman-env.sh prepares podman and the
-// debian:bookworm-slim base image). Then: the happy path through the published port, only
-// nginx publishes a port, the health checks pass, and `down` + `up` keeps users and rooms.
+// debian:bookworm-slim base image). The official mongo image cannot be pulled here, so the
+// test adds tests/compose/mongo-standin.override.yml, which replaces ONLY the mongo
+// service's image with the MongoDB stand-in (and says so). Every step fails loudly: the build
+// must produce every image, every service's container must run (else its log is shown).
+// Then: the happy path through the published port, only nginx publishes a port, the health
+// checks pass, a service whose process dies comes back, and `down` + `up` keeps the data.
 // Registered only with -DPARLEY_COMPOSE_TEST=ON (CI, `make test-compose`).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,13 +16,19 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ROOT, freePort } from '../lib/proc.mjs';
 import { WebClient, waitForHttp } from '../lib/stack.mjs';
-import { happyPath, login } from '../stack/helpers.mjs';
+import { happyPath, login, openChat } from '../stack/helpers.mjs';
 
 const BUILD_TIMEOUT_MS = 20 * 60 * 1000;
 const UP_TIMEOUT_MS = 5 * 60 * 1000;
 const project = `parleyct${randomBytes(3).toString('hex')}`;
 const dataDir = mkdtempSync(join(tmpdir(), 'parley-compose-db-'));
 chmodSync(dataDir, 0o755);
+const redisDir = mkdtempSync(join(tmpdir(), 'parley-compose-redis-'));
+const mongoDir = mkdtempSync(join(tmpdir(), 'parley-compose-mongo-'));
+const SERVICES = ['db', 'redis', 'mongo', 'website', 'chat', 'nginx'];
+// The images the build must leave behind (mongo: the stand-in of the override file).
+const IMAGES = ['db', 'redis', 'mongo-standin', 'website', 'chat', 'nginx'];
+const OVERRIDE = 'tests/compose/mongo-standin.override.yml';
 let env;
 let url;
 
@@ -40,7 +50,7 @@ function run(cmd, args, { timeoutMs = 10 * 60 * 1000, allowFail = false } = {}) 
     });
   });
 }
-const compose = (...args) => run('podman-compose', ['-p', project, '-f', 'docker-compose.yml', ...args]);
+const compose = (...args) => run('podman-compose', ['-p', project, '-f', 'docker-compose.yml', '-f', OVERRIDE, ...args]);
 const podman = (...args) => run('podman', args);
 
 async function containers() {
@@ -62,6 +72,36 @@ function checkDotEnv() {
 }
 const skip = checkDotEnv() || false;
 
+async function logsOf(c) {
+  return (await run('podman', ['logs', '--tail', '80', c], { allowFail: true })).out;
+}
+
+// The container of one service (podman-compose names them PROJECT_SERVICE_N).
+async function containerOf(service) {
+  return (await containers()).find((c) => c.startsWith(`${project}_${service}_`));
+}
+
+async function inspect(c, format) {
+  return (await run('podman', ['inspect', c, '--format', format], { allowFail: true })).out.trim();
+}
+
+// Every service has a container, and it runs; otherwise fail with its log.
+async function assertAllRunning(what) {
+  const until = Date.now() + 60000;
+  for (const svc of SERVICES) {
+    for (;;) {
+      const c = await containerOf(svc);
+      const state = c ? await inspect(c, '{{.State.Status}}') : 'missing';
+      if (state === 'running') break;
+      if (Date.now() > until || (c && /exited|dead|stopped/.test(state))) {
+        throw new Error(`${what}: the ${svc} service's container is ${state}` +
+          (c ? `; its log:\n${await logsOf(c)}` : ` (containers: ${(await containers()).join(' ') || 'none'})`));
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 before(async () => {
   if (skip) return;
   const setup = spawnSync(join(ROOT, 'tests', 'compose', 'podman-env.sh'), [],
@@ -73,10 +113,27 @@ before(async () => {
     // Its own image tags, so a concurrent run (another checkout) cannot swap images under it.
     PARLEY_IMAGE_TAG: project,
     ADMIN_PASSWORD: randomBytes(12).toString('base64url') };
+  env.REDIS_DATA_DIR = redisDir;
+  env.MONGO_DATA_DIR = mongoDir;
+  log('mongo: the official mongo image cannot be pulled here; this test replaces ONLY that'
+    + ` service's image with the MongoDB stand-in (${OVERRIDE}, scripts/mongo-standin; not MongoDB)`);
   log(`building images (project ${project}; the first build takes several minutes)`);
   const t0 = Date.now();
-  await run('podman-compose', ['-p', project, '-f', 'docker-compose.yml', 'build'], { timeoutMs: BUILD_TIMEOUT_MS });
-  log(`images built in ${Math.round((Date.now() - t0) / 1000)} s`);
+  // podman-compose 1.0.3 exits 0 even when a build failed: check what it printed, and that
+  // every image is there.
+  const b = await run('podman-compose', ['-p', project, '-f', 'docker-compose.yml', '-f', OVERRIDE, 'build'],
+    { timeoutMs: BUILD_TIMEOUT_MS });
+  const missing = [];
+  for (const i of IMAGES) {
+    const r = await run('podman', ['image', 'exists', `localhost/parley-${i}:${project}`], { allowFail: true });
+    if (r.code !== 0) missing.push(i);
+  }
+  const failed = b.out.match(/^.*(exit code: [1-9]\d*|Error: .*|error building at STEP.*)$/m);
+  if (missing.length || failed) {
+    throw new Error(`podman-compose build failed: ${missing.length ? `no image for ${missing.join(', ')}` : ''}`
+      + `${failed ? ` (${failed[0].trim()})` : ''}\n${b.out.slice(-6000)}`);
+  }
+  log(`images built in ${Math.round((Date.now() - t0) / 1000)} s: ${IMAGES.join(', ')}`);
 });
 
 after(async () => {
@@ -87,10 +144,10 @@ after(async () => {
     await run('podman', ['network', 'rm', '-f', `${project}_${n}`], { allowFail: true });
   }
   // Only the tags go: the layers stay in podman's cache for the next build.
-  for (const i of ['db', 'website', 'chat', 'nginx']) {
+  for (const i of IMAGES) {
     await run('podman', ['rmi', `localhost/parley-${i}:${project}`], { allowFail: true });
   }
-  rmSync(dataDir, { recursive: true, force: true });
+  for (const d of [dataDir, redisDir, mongoDir]) rmSync(d, { recursive: true, force: true });
 });
 
 // Picks the published port just before `up` (a port chosen before a build of minutes may
@@ -98,14 +155,18 @@ after(async () => {
 async function up() {
   env.PUBLIC_PORT = String(await freePort());
   url = `http://127.0.0.1:${env.PUBLIC_PORT}`;
-  await compose('up', '-d');
+  const u = await compose('up', '-d');
+  if (/exit code: [1-9]|Error: /.test(u.out)) log(`podman-compose up reported errors:\n${u.out.slice(-3000)}`);
+  await assertAllRunning('after up');
   try {
     await waitForHttp(`${url}/healthz`, { timeoutMs: UP_TIMEOUT_MS });
   } catch (e) {
     const logs = [];
-    for (const c of await containers()) logs.push(`--- ${c}\n${(await run('podman', ['logs', c], { allowFail: true })).out.slice(-3000)}`);
+    for (const c of await containers()) logs.push(`--- ${c}\n${(await logsOf(c)).slice(-3000)}`);
     throw new Error(`${e.message}\n${logs.join('\n')}`);
   }
+  await assertAllRunning('once the site answered');
+  log(`stack up: ${SERVICES.join(', ')} running (mongo: the stand-in)`);
 }
 
 let first;
@@ -123,7 +184,7 @@ test('compose stack: happy path through the published port', { skip, timeout: UP
 
 test('only nginx publishes a port, and only the one asked for', { skip }, async () => {
   const names = await containers();
-  assert.equal(names.length, 4, names.join(' '));
+  assert.equal(names.length, SERVICES.length, names.join(' '));
   for (const c of names) {
     const { out } = await podman('inspect', c, '--format', '{{json .HostConfig.PortBindings}}');
     const bindings = JSON.parse(out.trim() || 'null') || {};
@@ -133,7 +194,7 @@ test('only nginx publishes a port, and only the one asked for', { skip }, async 
   }
 });
 
-test('the health checks of db, website and chat pass', { skip }, async () => {
+test('the health checks of db, redis, mongo (stand-in), website and chat pass', { skip }, async () => {
   for (const c of await containers()) {
     if (c.includes('_nginx_')) continue;
     const r = await run('podman', ['healthcheck', 'run', c], { allowFail: true });
@@ -150,11 +211,47 @@ test('the nginx log of the /ws connections holds no token', { skip }, async () =
   assert.ok(!out.includes('access_token'));
 });
 
+test('a service whose process dies is restarted (restart: unless-stopped), and the chat works again', { skip, timeout: UP_TIMEOUT_MS * 2 }, async () => {
+  assert.ok(first, 'the happy path ran');
+  for (const svc of ['chat', 'redis']) {
+    const c = await containerOf(svc);
+    const pid0 = Number(await inspect(c, '{{.State.Pid}}'));
+    assert.ok(pid0 > 0, `${svc} has a process`);
+    // The service's own process (PID 1 in its container) dies, as in a crash.
+    process.kill(pid0, 'SIGKILL');
+    log(`killed the ${svc} process (host pid ${pid0}); waiting for podman to restart it`);
+    const until = Date.now() + 120000;
+    for (;;) {
+      const st = await inspect(c, '{{.State.Status}} {{.State.Pid}}');
+      const [state, pid] = st.split(' ');
+      if (state === 'running' && Number(pid) > 0 && Number(pid) !== pid0) break;
+      if (Date.now() > until) throw new Error(`${svc} did not come back: ${st}\n${await logsOf(c)}`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    log(`${svc} restarted`);
+  }
+  // The chat works through nginx again (the restarted container kept its address).
+  const ann = await login(url, first.ann.email, first.ann.password);
+  await waitForHttp(`${url}/healthz`, { timeoutMs: 60000 });
+  let ok = false;
+  for (let i = 0; i < 30 && !ok; i++) {
+    const t = await ann.chatToken(first.room);
+    if (t.status === 200) {
+      const c = openChat(url, t.body.token);
+      try { await c.opened; await c.next((f) => f.type === 'welcome', 'welcome'); ok = true; } catch { /* not yet */ }
+      await c.close().catch(() => {});
+    }
+    if (!ok) await new Promise((r) => setTimeout(r, 2000));
+  }
+  assert.ok(ok, 'a WebSocket through nginx after the chat container restarted');
+});
+
 test('down then up keeps users and rooms (data in the bind-mounted dir)', { skip, timeout: UP_TIMEOUT_MS * 2 }, async () => {
   assert.ok(first, 'the happy path ran');
   await compose('down');
   assert.equal((await containers()).length, 0, 'down removed the containers');
   assert.ok(existsSync(join(dataDir, 'PG_VERSION')), 'the cluster is on the host');
+  assert.ok(existsSync(join(redisDir, 'appendonlydir')), 'the Redis append-only file is on the host');
   await up();
   const ann = await login(url, first.ann.email, first.ann.password);
   const room = await ann.get(`/rooms/${first.room}`);

@@ -13,11 +13,12 @@ export const WAIT_MS = Number(process.env.PARLEY_WAIT_MS || 20000);
 // first frame (not yet taken) that matches, or rejects after WAIT_MS. The token goes in
 // Authorization: Bearer, or, with `cookie` (a WebClient's cookie jar, which holds the
 // parley_ws_<room> cookie the token endpoint set), as a browser sends it: the cookie and
-// the site as Origin, to `path` (the token response's ws_url). Never in the URL.
-export function openChat(url, token, { headers, cookie, path = '/ws' } = {}) {
+// the site as Origin, to `path` (the token response's ws_url). Never in the URL (nginx
+// refuses a token in the URL: it would reach logs).
+export function openChat(url, token, { headers, cookie, path = '/ws', localAddress } = {}) {
   const wsUrl = url.replace(/^http/, 'ws') + path;
   const auth = cookie ? { Cookie: cookie, Origin: url } : token ? { Authorization: `Bearer ${token}` } : {};
-  const ws = new WebSocket(wsUrl, { headers: { ...auth, ...headers } });
+  const ws = new WebSocket(wsUrl, { headers: { ...auth, ...headers }, localAddress });
   const c = { ws, frames: [], waiters: [], closed: null };
   const feed = () => {
     for (const w of [...c.waiters]) {

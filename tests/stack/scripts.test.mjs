@@ -46,7 +46,7 @@ test('render-conf refuses values that could inject nginx directives', () => {
     const base = { PATH: process.env.PATH, NGINX_RUN_DIR: d, NGINX_STATIC_DIR: join(ROOT, 'website', 'static') };
     const ok = spawnSync('bash', [join(ROOT, 'nginx', 'render-conf')], { encoding: 'utf8', env: base });
     assert.equal(ok.status, 0, ok.stderr);
-    assert.match(ok.stdout, /listen 8080;/);
+    assert.match(ok.stdout, /listen 8080( reuseport)?;/);
     assert.match(ok.stdout, /server 127\.0\.0\.1:8082;/);
     assert.ok(!/\$\{NGINX_/.test(ok.stdout), 'every placeholder filled');
     // nginx itself accepts the result.
@@ -59,6 +59,41 @@ test('render-conf refuses values that could inject nginx directives', () => {
       const r = spawnSync('bash', [join(ROOT, 'nginx', 'render-conf')], { encoding: 'utf8', env: { ...base, [k]: v } });
       assert.notEqual(r.status, 0, `${k}=${v} accepted`);
       assert.match(r.stderr, new RegExp(`render-conf: .*(${k}|NGINX_CHAT)`), r.stderr);
+    }
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
+
+test('render-conf: no secret-bearing variable in any log format, debug refused, limits checked', () => {
+  const d = tmp();
+  chmodSync(d, 0o755);
+  try {
+    const base = { PATH: process.env.PATH, NGINX_RUN_DIR: d, NGINX_STATIC_DIR: join(ROOT, 'website', 'static') };
+    const render = (env = {}) => spawnSync('bash', [join(ROOT, 'nginx', 'render-conf')], { encoding: 'utf8', env: { ...base, ...env } });
+    const ok = render({ NGINX_REAL_IP_FROM: '10.0.0.0/8 192.168.1.1' });
+    assert.equal(ok.status, 0, ok.stderr);
+    const formats = ok.stdout.match(/log_format[^;]*;/g);
+    assert.ok(formats && formats.length >= 1);
+    for (const f of formats) {
+      // $request, $request_uri and $args carry the query; cookies and Authorization the token.
+      assert.ok(!/\$(request|request_uri|args|query_string|arg_\w+|http_cookie|cookie_\w+|http_authorization|http_referer|request_body)\b/.test(f), f);
+    }
+    assert.match(ok.stdout, /set_real_ip_from 10\.0\.0\.0\/8;\n\s*set_real_ip_from 192\.168\.1\.1;\n\s*real_ip_header X-Forwarded-For;/);
+    assert.match(ok.stdout, /worker_shutdown_timeout 10s;/);
+    assert.match(ok.stdout, /client_body_timeout 10s;/);
+    assert.match(ok.stdout, /client_header_timeout 10s;/);
+    writeFileSync(join(d, 'nginx.conf'), ok.stdout);
+    const t = spawnSync('/usr/sbin/nginx', ['-t', '-q', '-e', 'stderr', '-p', d, '-c', join(d, 'nginx.conf')], { encoding: 'utf8' });
+    assert.equal(t.status, 0, t.stderr);
+    for (const [k, v, msg] of [['NGINX_ERROR_LOG_LEVEL', 'debug', /debug is refused/],
+      ['NGINX_ERROR_LOG_LEVEL', 'loud', /must be one of/], ['NGINX_HEADER_TIMEOUT', '0s', /seconds from 1 to 300/],
+      ['NGINX_BODY_TIMEOUT', '301', /seconds from 1 to 300/], ['NGINX_CHAT_CAPACITY', '0', /whole number from 1/],
+      ['NGINX_CONN_PER_ADDR', '-1', /NGINX_CONN_PER_ADDR/], ['NGINX_WORKERS', '65', /NGINX_WORKERS/],
+      ['NGINX_REAL_IP_FROM', 'evil;', /NGINX_REAL_IP_FROM/], ['NGINX_WS_PER_ADDR', '20000', /NGINX_WS_PER_ADDR/]]) {
+      const r = render({ [k]: v });
+      assert.notEqual(r.status, 0, `${k}=${v} accepted`);
+      assert.match(r.stderr, msg, `${k}=${v}: ${r.stderr}`);
     }
   } finally {
     rmSync(d, { recursive: true, force: true });
