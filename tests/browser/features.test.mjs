@@ -382,12 +382,23 @@ test('server down: the member list never claims people while the badge is not on
   }));
   let v = await view();
   assert.deepEqual(v, { state: 'reconnecting', members: 0, none: 'Not connected' });
-  // once the next attempt is a while away, the page offers to try now
+  // once the next attempt is a while away, the page offers to try now, and does so
+  let tokens = 0;
+  ann.page.on('request', (r) => { if (r.url().endsWith(`/api/rooms/${room}/token`)) tokens++; });
   const retry = ann.page.locator('#chat .chat-retry');
   await retry.waitFor({ state: 'visible', timeout: 60000 });
-  await stack.startChat();
+  const before = tokens;
   await retry.click();
-  await waitState(ann, 'online', 5000);
+  for (let i = 0; i < 100 && tokens === before; i++) await new Promise((r) => setTimeout(r, 100));
+  assert.ok(tokens > before, 'the click started a new attempt (a fresh token)');
+  await waitState(ann, 'reconnecting');
+  await stack.startChat();
+  // back: online by itself, or at once with "Retry now" if the next attempt is far away
+  await ann.page.waitForFunction(() =>
+    document.querySelector('#chat .chat-status').dataset.state === 'online' ||
+    !document.querySelector('#chat .chat-retry').hidden, null, { timeout: 60000 });
+  await retry.click({ timeout: 1000 }).catch(() => { /* it reconnected meanwhile */ });
+  await waitState(ann, 'online');
   await ann.page.waitForFunction(() => document.querySelectorAll('#chat .chat-member').length >= 1);
   v = await view();
   assert.equal(v.state, 'online');

@@ -115,3 +115,30 @@ test('typing signals are throttled and never spend the message budget', () =>
     const refused = await ann.page.locator('#chat .chat-error').textContent();
     assert.equal(refused, '', 'nothing was refused');
   }));
+
+// (last in this file: it uses up this address's login allowance)
+test('too many logins: the site\'s own 429 page, with a clear message', () =>
+  withLogs(async () => {
+    const u = await newUser(b, stack.url, { email: ann.email, name: 'x', password: 'wrong' });
+    try {
+      const { page } = u;
+      let status = 0;
+      page.on('response', (r) => { if (r.url().endsWith('/login')) status = r.status(); });
+      for (let i = 0; i < 60 && status !== 429; i++) {
+        await page.goto('/login');
+        if (status === 429) break;
+        await page.locator('[name="email"]').fill(ann.email);
+        await page.locator('[name="password"]').fill(`wrong guess ${i}`);
+        await Promise.all([page.waitForEvent('load'), page.locator('[name="password"]').press('Enter')]);
+      }
+      assert.equal(status, 429, 'the limit was reached');
+      assert.equal(await page.locator('h1').textContent(), 'Too many attempts');
+      assert.match(await page.locator('main').textContent(), /wait a minute, then try again/);
+      // the site's look (its style sheet loaded), not nginx's bare page
+      assert.equal(await page.locator('.site-header .brand').textContent(), 'Parley');
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(bg, 'rgb(246, 247, 249)');
+    } finally {
+      await u.context.close();
+    }
+  }));
