@@ -143,6 +143,9 @@ test('the desktop chat page looks right (screenshot)', () =>
     await ann.page.locator('#chat-input').blur();
     const path = await screenshot(ann.page, 'chat-desktop.png');
     assert.ok(path);
+    await ann.page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(ann.page, 'chat-desktop-dark.png');
+    await ann.page.emulateMedia({ colorScheme: 'light' });
     await bob.page.locator('#chat-input').fill('');
   }));
 

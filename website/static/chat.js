@@ -1031,7 +1031,7 @@
   }
   function putDivider(li) {
     log.insertBefore(divider, li);
-    if (li.nextElementSibling) regroup(li);
+    regroup(li); // (the line ends a group: the name shows again)
   }
 
   function attention(li, f, u) {
