@@ -110,28 +110,31 @@ export async function happyPath(url) {
   const wa = await a.next((f) => f.type === 'welcome', 'welcome');
   assert.equal(wa.room, room);
   assert.equal(wa.you.email, ann.email);
+  assert.equal(wa.you.id, ta.body.user.id);
   const b = openChat(url, tb.body.token);
   await b.opened;
   const wb = await b.next((f) => f.type === 'welcome', 'welcome');
-  assert.ok(wb.members.some((m) => m.email === ann.email), 'bob sees ann in the room');
+  assert.ok(wb.members.some((m) => m.id === ta.body.user.id && m.name === ann.name),
+    'bob sees ann in the room');
+  assert.ok(wb.members.every((m) => !('email' in m)), 'members carry no email (privacy)');
   const join = await a.next((f) => f.type === 'join', 'join');
-  assert.equal(join.user.email, bob.email);
+  assert.deepEqual(join.user, { id: tb.body.user.id, name: bob.name });
 
   const text1 = `hello from ann ${uniq()} <b>&</b>`;
   a.send({ type: 'message', text: text1, client_id: 'c1' });
   for (const c of [a, b]) {
     const m = await c.next((f) => f.type === 'message' && f.text === text1, 'ann\'s message');
-    assert.equal(m.user.email, ann.email);
+    assert.deepEqual(m.user, { id: ta.body.user.id, name: ann.name });
     assert.equal(m.room, room);
   }
   const text2 = `reply from bob ${uniq()} ✓`;
   b.send({ type: 'message', text: text2 });
   for (const c of [a, b]) {
     const m = await c.next((f) => f.type === 'message' && f.text === text2, 'bob\'s message');
-    assert.equal(m.user.email, bob.email);
+    assert.deepEqual(m.user, { id: tb.body.user.id, name: bob.name });
   }
   await b.close();
-  await a.next((f) => f.type === 'leave' && f.user.email === bob.email, 'bob\'s leave');
+  await a.next((f) => f.type === 'leave' && f.user.id === tb.body.user.id, 'bob\'s leave');
   await a.close();
   return { ann, bob, room, tokens: [ta.body.token, tb.body.token] };
 }

@@ -62,9 +62,9 @@ test('an HTTP2-Settings header does not turn a WebSocket handshake into anything
 });
 
 test('the chat daemon\'s /metrics and /healthz are unreachable through nginx by any path', async () => {
-  // The positive control: they exist on the daemon's own port.
-  const direct = await rawRequest(s.chat.port, `GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
-  assert.ok(isChatInternal(direct), 'the daemon answers /metrics on its own port');
+  // The positive control: they exist on the daemon's admin listener (never proxied).
+  const direct = await rawRequest(s.chat.adminPort, `GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`);
+  assert.ok(isChatInternal(direct), 'the daemon answers /metrics on its admin port');
   const paths = ['/metrics', '/metrics/', '/metrics?x=1', '//metrics', '/./metrics', '/%6detrics',
     '/ws/../metrics', '/ws/..%2fmetrics', '/ws%2F..%2Fmetrics', '/ws/%2e%2e/metrics',
     '/ws;/../metrics', '/static/../metrics', '/internal/metrics', '/x/../../metrics',
@@ -99,8 +99,9 @@ test('a token in the /ws URL is refused with 400, in every spelling', async () =
     assert.equal(JSON.parse(r.body).error, 'bad_request');
   }
   // What a browser sends passes.
-  for (const q of ['room=lobby', 'room=lobby&since=42', 'since=0&room=a-b-c', '']) {
-    const r = await rawRequest(s.port, wsHandshake(`/ws${q ? `?${q}` : ''}`, bearer(token()), { host }));
+  for (const [q, room] of [['room=lobby', 'lobby'], ['room=lobby&since=42', 'lobby'],
+    ['since=0&room=a-b-c', 'a-b-c'], ['', 'lobby']]) {
+    const r = await rawRequest(s.port, wsHandshake(`/ws${q ? `?${q}` : ''}`, bearer(token(room)), { host }));
     assert.equal(r.status, 101, `?${q}: ${r.raw.slice(0, 200)}`);
   }
 });

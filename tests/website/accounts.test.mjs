@@ -71,7 +71,7 @@ test('invalid input: 400, each message next to its field, other input kept, noth
   assert.match(r.text, /id="name-error">The name is longer than 64 characters/);
   r = await c.register(`x-${uniq()}@example.com`, 'tab\there', 'long enough');
   assert.equal(r.status, 400);
-  assert.match(r.text, /id="name-error">The name contains characters that are not allowed/);
+  assert.match(r.text, /id="name-error">The name contains control characters/);
   r = await c.register(`x-${uniq()}@example.com`, 'Ok', 'p'.repeat(1025));
   assert.equal(r.status, 400);
   assert.match(r.text, /id="password-error">The password is longer than 1024 bytes/);

@@ -149,3 +149,44 @@ test('admin deletes any room; unknown user or room ids are 404; cannot ban onese
   assert.equal(site.pg.psql(`SELECT banned_at IS NULL FROM users WHERE email = '${site.admin.email}'`), 't');
   assert.equal((await admin.postForm('/admin/users/1/ban', {}, { csrf: null })).status, 403);
 });
+
+test('an admin cannot ban another admin (nor the last one, nor themself); a banned user cannot be promoted', async () => {
+  // A second admin, promoted by the first.
+  const second = await newUser(site, 'second');
+  const sid = idOf(second.email);
+  await admin.get('/admin');
+  assert.equal((await admin.postForm(`/admin/users/${sid}/promote`, {}, { formPage: '/admin' })).status, 303);
+  assert.equal(site.pg.psql(`SELECT is_admin FROM users WHERE id = ${sid}`), 't');
+  const firstId = idOf(site.admin.email);
+  await second.client.get('/admin'); // the session's CSRF token (the client held the pre-login one)
+  // The second admin tries to ban the first: refused, with a message; nothing changes.
+  let r = await second.client.postForm(`/admin/users/${firstId}/ban`, {}, { formPage: '/admin' });
+  assert.equal(r.status, 403);
+  assert.match(r.text, /Admins cannot be banned/);
+  // ... and the first admin the second.
+  r = await admin.postForm(`/admin/users/${sid}/ban`, {}, { formPage: '/admin' });
+  assert.equal(r.status, 403);
+  assert.match(r.text, /Admins cannot be banned/);
+  assert.equal(site.pg.psql(`SELECT count(*) FROM users WHERE is_admin AND banned_at IS NOT NULL`), '0');
+  assert.equal((await admin.get('/admin')).status, 200, 'both still admins with working sessions');
+  assert.equal((await second.client.get('/admin')).status, 200);
+  // No ban button for another admin on the page.
+  const page = await second.client.get('/admin');
+  assert.doesNotMatch(page.text, new RegExp(`action="/admin/users/${firstId}/ban"`));
+  // Nor oneself.
+  r = await second.client.postForm(`/admin/users/${sid}/ban`, {}, { formPage: '/admin' });
+  assert.equal(r.status, 400);
+  assert.match(r.text, /cannot ban yourself/);
+  // A banned user cannot be promoted.
+  const b = await newUser(site, 'bannedpromo');
+  const bid = idOf(b.email);
+  assert.equal((await admin.postForm(`/admin/users/${bid}/ban`, {}, { formPage: '/admin' })).status, 303);
+  r = await admin.postForm(`/admin/users/${bid}/promote`, {}, { formPage: '/admin' });
+  assert.equal(r.status, 409);
+  assert.match(r.text, /banned and cannot be made an admin/);
+  assert.equal(site.pg.psql(`SELECT is_admin FROM users WHERE id = ${bid}`), 'f');
+  // After an unban the promotion works.
+  assert.equal((await admin.postForm(`/admin/users/${bid}/unban`, {}, { formPage: '/admin' })).status, 303);
+  assert.equal((await admin.postForm(`/admin/users/${bid}/promote`, {}, { formPage: '/admin' })).status, 303);
+  assert.equal(site.pg.psql(`SELECT is_admin FROM users WHERE id = ${bid}`), 't');
+});

@@ -138,7 +138,8 @@ test('search matches name, title and description; % and _ are literal', async ()
   assert.deepEqual(await found('RECIPES'), [names[1]]);
   assert.deepEqual(await found(tag), names);
   assert.deepEqual(await found('100%'), [names[1]]);
-  assert.deepEqual(await found('%'), [names[1]], '% is not a wildcard');
+  assert.deepEqual(await found('0% b'), [names[1]]);
+  assert.deepEqual(await found('0%b'), [], '% is not a wildcard');
   assert.deepEqual(await found(`s_${tag}`), [names[2]], '_ is not a wildcard');
   assert.deepEqual(await found('nothing-like-this'), []);
   const r = await bob.client.get(`/rooms?q=${encodeURIComponent('<b>x</b>')}`);
@@ -149,6 +150,21 @@ test('search matches name, title and description; % and _ are literal', async ()
   assert.deepEqual(api.map((x) => x.name), [names[1]]);
   assert.deepEqual(Object.keys(api[0]).sort(), ['description', 'name', 'owner', 'title']);
   assert.equal(api[0].owner, ann.name);
+  // One search for the page and the API: the same fields (description too) and the same cap.
+  const apiFound = async (q) => {
+    const res = await bob.client.get(`/api/rooms?q=${encodeURIComponent(q)}`);
+    assert.equal(res.status, 200, q);
+    return res.json().map((x) => x.name).filter((n) => n.endsWith(tag)).sort();
+  };
+  assert.deepEqual(await apiFound('RECIPES'), [names[1]], 'the API searches descriptions');
+  assert.deepEqual(await apiFound(`knitting ${tag}`), await found(`knitting ${tag}`));
+  for (const q of ['q'.repeat(101), '\u00e9'.repeat(101)]) {
+    assert.equal((await bob.client.get(`/rooms?q=${encodeURIComponent(q)}`)).status, 400);
+    const a = await bob.client.get(`/api/rooms?q=${encodeURIComponent(q)}`);
+    assert.equal(a.status, 400, 'the API caps the search text as the page does');
+    assert.equal(a.json().error, 'bad_request');
+  }
+  assert.equal((await bob.client.get(`/api/rooms?q=${'\u00e9'.repeat(100)}`)).status, 200);
 });
 
 test('a missing room is 404', async () => {

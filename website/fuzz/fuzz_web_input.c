@@ -22,7 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (v)
             (void)web_valid_email(v, len, out);
         for (size_t i = 0; i < f.n; i++) {
-            (void)web_valid_name(f.f[i].value, f.f[i].value_len);
+            char name[WEB_NAME_BYTES + 1];
+            (void)web_valid_name(f.f[i].value, f.f[i].value_len, name);
             (void)web_valid_title(f.f[i].value, f.f[i].value_len);
             (void)web_valid_description(f.f[i].value, f.f[i].value_len);
             (void)web_valid_room_name(f.f[i].value, f.f[i].value_len);

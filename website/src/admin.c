@@ -4,7 +4,7 @@
 #include "db.h"
 #include "page.h"
 #include "rooms.h"
-#include "router.h"
+#include "handlers.h"
 #include "session.h"
 
 #include <stdio.h>
@@ -15,20 +15,17 @@
 
 void web_h_admin_get(struct web_req *r)
 {
-    if (!web_page_user(r))
+    if (!web_page_begin(r, WEB_NEED_ADMIN, NULL))
         return;
-    if (!r->sess.user.is_admin) {
-        web_page_error(r, 403, "Only admins can see this page.");
-        return;
-    }
     char limit[16];
     snprintf(limit, sizeof limit, "%d", WEB_ADMIN_LIST_MAX);
     const char *p[1] = {limit};
     PGresult *users = NULL, *rooms = NULL;
-    enum web_db_rc rc = web_db_query(r, &users,
-                                     "SELECT id, email, name, is_admin, banned_at IS NOT NULL "
-                                     "FROM users ORDER BY id LIMIT $1::int",
-                                     1, p);
+    enum web_db_rc rc =
+        web_db_query(r, &users,
+                     "SELECT id, email, name, is_admin, banned_at IS NOT NULL, public_id "
+                     "FROM users ORDER BY id LIMIT $1::int",
+                     1, p);
     if (rc == WEB_DB_OK)
         rc = web_db_query(r, &rooms,
                           "SELECT r.name, r.title, u.email FROM rooms r "
@@ -39,7 +36,7 @@ void web_h_admin_get(struct web_req *r)
         web_page_db_error(r, rc);
         return;
     }
-    const char *csrf = r->sess.csrf;
+    const char *csrf = r->sess->csrf;
     struct cm_buf ub, rb, act;
     cm_buf_init(&ub);
     cm_buf_init(&rb);
@@ -48,12 +45,12 @@ void web_h_admin_get(struct web_req *r)
         const char *id = PQgetvalue(users, i, 0);
         bool admin = PQgetvalue(users, i, 3)[0] == 't';
         bool banned = PQgetvalue(users, i, 4)[0] == 't';
-        bool self = strtoll(id, NULL, 10) == r->sess.user.id;
+        bool self = strtoll(id, NULL, 10) == r->sess->user.id;
         cm_buf_init(&act);
         struct web_var fv[] = {WEB_VAR("id", id), WEB_VAR("csrf", csrf)};
         if (self)
             trc |= web_tpl_render(&act, "admin_self.html", NULL, 0);
-        else
+        else if (!admin) /* admins cannot be banned (user_action): no button that must fail */
             trc |= web_tpl_render(&act, banned ? "admin_unban_form.html" : "admin_ban_form.html",
                                   fv, 2);
         if (!admin && !banned)
@@ -62,12 +59,13 @@ void web_h_admin_get(struct web_req *r)
             WEB_VAR("id", id),
             WEB_VAR("email", PQgetvalue(users, i, 1)),
             WEB_VAR("name", PQgetvalue(users, i, 2)),
+            WEB_VAR("public_id", PQgetvalue(users, i, 5)),
             WEB_VAR("status", banned  ? "banned"
                               : admin ? "admin"
                                       : "member"),
             WEB_RAW("actions", act.data),
         };
-        trc |= web_tpl_render(&ub, "admin_user_row.html", uv, 5);
+        trc |= web_tpl_render(&ub, "admin_user_row.html", uv, 6);
         cm_buf_free(&act);
     }
     for (int i = 0; i < PQntuples(rooms); i++) {
@@ -95,17 +93,9 @@ enum admin_action { BAN, UNBAN, PROMOTE };
 static void user_action(struct web_req *r, enum admin_action what)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM | WEB_NEED_ADMIN, &f))
         return;
     web_form_free(&f);
-    if (!r->has_sess) {
-        web_redirect(r, "/login");
-        return;
-    }
-    if (r->sess.user.banned || !r->sess.user.is_admin) {
-        web_page_error(r, 403, "Only admins can do that.");
-        return;
-    }
     /* The id is 1..18 digits: anything else names no user. */
     char id[24];
     if (r->param_len == 0 || r->param_len > 18) {
@@ -120,25 +110,39 @@ static void user_action(struct web_req *r, enum admin_action what)
     }
     memcpy(id, r->param, r->param_len);
     id[r->param_len] = '\0';
-    if (what == BAN && strtoll(id, NULL, 10) == r->sess.user.id) {
+    if (what == BAN && strtoll(id, NULL, 10) == r->sess->user.id) {
         web_page_error(r, 400, "You cannot ban yourself.");
         return;
     }
+    /* Each statement locks the target's row (FOR UPDATE: a concurrent promote and ban of
+     * the same user run one after the other), changes it only if the rule allows, and
+     * reports what it found: rows found, rows changed, is_admin, banned. */
+#define TARGET                                                                                     \
+    "WITH t AS (SELECT id, is_admin, banned_at IS NOT NULL AS banned FROM users "                  \
+    "WHERE id = $1 FOR UPDATE), "
+#define REPORT                                                                                     \
+    "SELECT (SELECT count(*) FROM t), (SELECT count(*) FROM u), "                                  \
+    "coalesce((SELECT is_admin FROM t), false), coalesce((SELECT banned FROM t), false)"
     static const char *const sql[] = {
         /* Ban and revoke every session of the user in one statement (one transaction): no
          * window in which the banned user still has a working session. The rows are
          * revoked rather than deleted so the user's open pages learn they are banned (403)
-         * instead of being told to log in; they never work again, even after an unban. */
-        [BAN] = "WITH u AS (UPDATE users SET banned_at = coalesce(banned_at, now()) "
-                "WHERE id = $1 RETURNING id), "
-                "s AS (UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) "
-                "WHERE user_id IN (SELECT id FROM u)) "
-                "SELECT count(*) FROM u",
-        [UNBAN] = "WITH u AS (UPDATE users SET banned_at = NULL WHERE id = $1 RETURNING id) "
-                  "SELECT count(*) FROM u",
-        [PROMOTE] = "WITH u AS (UPDATE users SET is_admin = true WHERE id = $1 RETURNING id) "
-                    "SELECT count(*) FROM u",
+         * instead of being told to log in; they never work again, even after an unban.
+         * Never an admin: no admin can ban another, so the last admin cannot be banned
+         * either, and the site always keeps one. */
+        [BAN] = TARGET "u AS (UPDATE users SET banned_at = coalesce(banned_at, now()) "
+                       "WHERE id IN (SELECT id FROM t WHERE NOT is_admin) RETURNING id), "
+                       "s AS (UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) "
+                       "WHERE user_id IN (SELECT id FROM u)) " REPORT,
+        [UNBAN] = TARGET "u AS (UPDATE users SET banned_at = NULL "
+                         "WHERE id IN (SELECT id FROM t) RETURNING id) " REPORT,
+        /* A banned user is never made an admin (an admin cannot be banned: the ban would
+         * be stuck for good). */
+        [PROMOTE] = TARGET "u AS (UPDATE users SET is_admin = true "
+                           "WHERE id IN (SELECT id FROM t WHERE NOT banned) RETURNING id) " REPORT,
     };
+#undef TARGET
+#undef REPORT
     static const char *const names[] = {
         [BAN] = "banned", [UNBAN] = "unbanned", [PROMOTE] = "promoted"};
     const char *p[1] = {id};
@@ -149,12 +153,26 @@ static void user_action(struct web_req *r, enum admin_action what)
         return;
     }
     bool found = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    bool changed = strcmp(PQgetvalue(res, 0, 1), "0") != 0;
+    bool target_admin = PQgetvalue(res, 0, 2)[0] == 't';
     PQclear(res);
     if (!found) {
         web_page_error(r, 404, "There is no such user.");
         return;
     }
-    cm_info("admin %lld %s user %s", r->sess.user.id, names[what], id);
+    if (!changed && what == BAN && target_admin) {
+        web_page_error(r, 403,
+                       "Admins cannot be banned, not even by another admin: the site "
+                       "must always keep an admin.");
+        return;
+    }
+    if (!changed && what == PROMOTE) {
+        web_page_error(r, 409,
+                       "This user is banned and cannot be made an admin. Unban them "
+                       "first.");
+        return;
+    }
+    cm_info("admin %lld %s user %s", r->sess->user.id, names[what], id);
     web_redirect(r, "/admin");
 }
 

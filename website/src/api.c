@@ -5,7 +5,7 @@
 #include "csrf.h"
 #include "db.h"
 #include "rooms.h"
-#include "router.h"
+#include "handlers.h"
 #include "session.h"
 #include "validate.h"
 
@@ -19,6 +19,8 @@ static bool api_user(struct web_req *r)
 {
     enum web_db_rc rc = web_session_load(r);
     if (rc != WEB_DB_OK) {
+        if (rc == WEB_DB_DOWN)
+            web_resp_header(r, "Retry-After", "%d", WEB_RETRY_AFTER_S);
         web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
                        "The database is not reachable right now.");
         return false;
@@ -27,7 +29,7 @@ static bool api_user(struct web_req *r)
         web_json_error(r, 401, "unauthorized", "Log in first.");
         return false;
     }
-    if (r->sess.user.banned) {
+    if (r->sess->user.banned) {
         web_json_error(r, 403, "banned", "This account is banned.");
         return false;
     }
@@ -88,7 +90,7 @@ void web_h_api_token_post(struct web_req *r)
     }
     struct cm_token_claims c;
     char *jwt = NULL;
-    if (cm_token_claims_init(&c, r->sess.user.email, r->sess.user.public_id, r->sess.user.name,
+    if (cm_token_claims_init(&c, r->sess->user.email, r->sess->user.public_id, r->sess->user.name,
                              room, rid, (int64_t)time(NULL), web_cfg.token_ttl) < 0 ||
         cm_token_sign(&c, (const unsigned char *)web_cfg.jwt_secret, strlen(web_cfg.jwt_secret),
                       &jwt) != CM_TOKEN_OK) {
@@ -103,12 +105,12 @@ void web_h_api_token_post(struct web_req *r)
     cJSON_AddStringToObject(o, "ws_url", ws_url);
     cJSON_AddStringToObject(o, "room", room);
     cJSON *u = cJSON_AddObjectToObject(o, "user");
-    cJSON_AddStringToObject(u, "id", r->sess.user.public_id);
-    cJSON_AddStringToObject(u, "email", r->sess.user.email);
-    cJSON_AddStringToObject(u, "name", r->sess.user.name);
+    cJSON_AddStringToObject(u, "id", r->sess->user.public_id);
+    cJSON_AddStringToObject(u, "email", r->sess->user.email);
+    cJSON_AddStringToObject(u, "name", r->sess->user.name);
     set_ws_cookie(r, room, jwt);
     free(jwt);
-    cm_info("issued a chat token for user %lld in room %s", r->sess.user.id, room);
+    cm_info("issued a chat token for user %lld in room %s", r->sess->user.id, room);
     web_json(r, 200, o);
 }
 
@@ -120,23 +122,13 @@ void web_h_api_rooms_get(struct web_req *r)
     if (!q)
         q = "";
     size_t ql = strlen(q);
-    if (ql > 4 * WEB_SEARCH_MAX || !web_text_clean(q, ql, 0)) {
-        web_json_error(r, 400, "bad_request", "The search text is too long or malformed.");
+    const char *qerr = web_rooms_query_check(q, ql);
+    if (qerr) {
+        web_json_error(r, 400, "bad_request", qerr);
         return;
     }
-    char *pat = web_like_escape(q, ql);
-    char limit[16];
-    snprintf(limit, sizeof limit, "%d", WEB_ROOMS_LIST_MAX);
-    const char *p[2] = {pat, limit};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res,
-                                     "SELECT r.name, r.title, r.description, u.name FROM rooms r "
-                                     "JOIN users u ON u.id = r.owner_id "
-                                     "WHERE $1 = '' OR r.name ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                                     "OR r.title ILIKE '%' || $1 || '%' ESCAPE '\\' "
-                                     "ORDER BY r.name LIMIT $2::int",
-                                     2, p);
-    free(pat);
+    enum web_db_rc rc = web_rooms_search(r, q, ql, &res);
     if (rc != WEB_DB_OK) {
         web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
                        "The database is not reachable right now.");
@@ -145,10 +137,10 @@ void web_h_api_rooms_get(struct web_req *r)
     cJSON *arr = cJSON_CreateArray();
     for (int i = 0; i < PQntuples(res); i++) {
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, 0));
-        cJSON_AddStringToObject(o, "title", PQgetvalue(res, i, 1));
-        cJSON_AddStringToObject(o, "description", PQgetvalue(res, i, 2));
-        cJSON_AddStringToObject(o, "owner", PQgetvalue(res, i, 3));
+        cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, WEB_ROOM_NAME));
+        cJSON_AddStringToObject(o, "title", PQgetvalue(res, i, WEB_ROOM_TITLE));
+        cJSON_AddStringToObject(o, "description", PQgetvalue(res, i, WEB_ROOM_DESCRIPTION));
+        cJSON_AddStringToObject(o, "owner", PQgetvalue(res, i, WEB_ROOM_OWNER_NAME));
         cJSON_AddItemToArray(arr, o);
     }
     PQclear(res);

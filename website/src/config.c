@@ -44,6 +44,18 @@ static const struct cm_cfg_entry table[] = {
      "milliseconds a request waits for a free database connection"},
     {"DB_START_WAIT", CM_CFG_INT, "30", 0, 600, &web_cfg.db_start_wait,
      "seconds start-up waits for the database (then serves 503 until it answers)"},
+    {"WEB_DB_TIMEOUT_MS", CM_CFG_INT, "5000", 100, 600000, &web_cfg.db_timeout_ms,
+     "milliseconds one query may take: statement_timeout and lock_timeout on the server, and "
+     "the website's own wait on the socket (a stopped server answers nothing); then 503"},
+    {"WEB_DB_RETRY_MS", CM_CFG_INT, "1000", 0, 60000, &web_cfg.db_retry_ms,
+     "after a query or connection timed out, milliseconds requests answer 503 at once "
+     "instead of each waiting out its own deadline"},
+    {"WEB_HASH_QUEUE", CM_CFG_INT, "64", 1, 100000, &web_cfg.hash_queue,
+     "password hashes/verifications queued or running at once; more get 503"},
+    {"WEB_HASH_TIMEOUT_MS", CM_CFG_INT, "5000", 100, 600000, &web_cfg.hash_timeout_ms,
+     "milliseconds a password job may wait in the queue before it starts; then 503"},
+    {"WEB_ROOMS_PER_HOUR", CM_CFG_INT, "30", 1, 100000, &web_cfg.rooms_per_hour,
+     "rooms one user may create in any hour (checked in the database); more get 429"},
     {"TOKEN_TTL", CM_CFG_INT, "60", 5, CM_TOKEN_TTL_MAX, &web_cfg.token_ttl,
      "chat token lifetime in seconds"},
     {"SESSION_TTL", CM_CFG_INT, "604800", 60, 31536000, &web_cfg.session_ttl,
@@ -62,7 +74,7 @@ static const struct cm_cfg_entry table[] = {
     {"PWHASH_MEMLIMIT_KIB", CM_CFG_INT, "65536", 8, 1048576, &web_cfg.pwhash_memlimit_kib,
      "Argon2id memory in KiB (libsodium interactive = 65536)"},
     {"PWHASH_CONCURRENCY", CM_CFG_INT, "2", 1, 64, &web_cfg.pwhash_concurrency,
-     "password hashes computed at once (bounds memory)"},
+     "threads of the password-hashing pool: hashes computed at once (bounds memory)"},
 };
 
 #define NTABLE (sizeof table / sizeof table[0])

@@ -23,6 +23,11 @@ struct web_config {
     long long db_connect_timeout; /* seconds per connection attempt */
     long long db_acquire_timeout; /* milliseconds a request waits for a free connection */
     long long db_start_wait;      /* seconds start-up waits for the database before serving */
+    long long db_timeout_ms;      /* milliseconds a query may take (server and client side) */
+    long long db_retry_ms;        /* after a timeout, milliseconds requests fail fast (503) */
+    long long hash_queue;         /* password jobs queued or running at once (503 beyond) */
+    long long hash_timeout_ms;    /* milliseconds a password job may wait to start (503 after) */
+    long long rooms_per_hour;     /* rooms one user may create per rolling hour (429 beyond) */
     long long token_ttl;
     long long session_ttl;
     char *admin_email;

@@ -2,6 +2,8 @@
 
 #include "config.h"
 #include "cookie.h"
+#include "cm_util.h"
+#include "session.h"
 
 #include <string.h>
 
@@ -33,7 +35,7 @@ static const char *anon_cookie(struct web_req *r)
 const char *web_csrf_token(struct web_req *r)
 {
     if (r->has_sess)
-        return r->sess.csrf;
+        return r->sess->csrf;
     if (!anon_cookie(r)[0]) {
         unsigned char raw[32];
         cm_random_bytes(raw, sizeof raw);
@@ -46,7 +48,7 @@ const char *web_csrf_token(struct web_req *r)
 
 bool web_csrf_ok(struct web_req *r, const char *tok, size_t len)
 {
-    const char *want = r->has_sess ? r->sess.csrf : anon_cookie(r);
+    const char *want = r->has_sess ? r->sess->csrf : anon_cookie(r);
     if (!tok || !is_token(want, strlen(want)) || !is_token(tok, len))
         return false;
     return cm_ct_equal(want, WEB_CSRF_LEN, tok, len);

@@ -4,7 +4,7 @@
 #ifndef WEB_CSRF_H
 #define WEB_CSRF_H
 
-#include "http.h"
+#include "req.h"
 
 #include <stdbool.h>
 #include <stddef.h>

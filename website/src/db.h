@@ -3,7 +3,7 @@
 #ifndef WEB_DB_H
 #define WEB_DB_H
 
-#include "http.h"
+#include "req.h"
 
 #include <libpq-fe.h>
 #include <signal.h>
@@ -36,11 +36,5 @@ void web_db_release(struct web_req *r);
 
 /* "SELECT 1" on a pooled connection: the /healthz probe. */
 bool web_db_ping(struct web_req *r);
-
-/* migrate.c: applies db/migrations on conn under an advisory lock. 0 on success. */
-int web_migrate(PGconn *conn);
-
-/* users.c: creates ADMIN_EMAIL if missing (called once after migrations). 0 on success. */
-int web_admin_bootstrap(PGconn *conn);
 
 #endif

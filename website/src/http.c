@@ -1,13 +1,19 @@
 #include "http.h"
 
+#include "req.h"
+
 #include "cm_log.h"
+#include "cm_util.h"
 #include "cm_buf.h"
 #include "cm_alloc.h"
 #include "config.h"
 #include "db.h"
+#include "hash.h"
 #include "router.h"
 
 #include <arpa/inet.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,75 +30,7 @@
     "frame-ancestors 'none'"
 
 static struct MHD_Daemon *daemon_;
-
-const char *web_req_header(struct web_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
-const char *web_req_arg(struct web_req *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
-
-void web_resp_header(struct web_req *r, const char *name, const char *fmt, ...)
-{
-    if (r->nhdr == WEB_MAX_RESP_HEADERS) {
-        cm_error("http: too many response headers (bug)");
-        return;
-    }
-    struct cm_buf b;
-    cm_buf_init(&b);
-    va_list ap;
-    va_start(ap, fmt);
-    char tmp[1024];
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof tmp) {
-        cm_error("http: response header %s too long (bug)", name);
-        return;
-    }
-    cm_buf_append(&b, tmp, (size_t)n);
-    r->hdr[r->nhdr].name = name;
-    r->hdr[r->nhdr].value = cm_buf_take(&b, NULL);
-    r->nhdr++;
-}
-
-void web_text(struct web_req *r, unsigned status, const char *text)
-{
-    cm_buf_free(&r->out);
-    cm_buf_puts(&r->out, text);
-    r->status = status;
-    r->ctype = "text/plain; charset=utf-8";
-}
-
-void web_redirect(struct web_req *r, const char *location)
-{
-    web_resp_header(r, "Location", "%s", location);
-    web_text(r, 303, "See other\n");
-}
-
-void web_json(struct web_req *r, unsigned status, cJSON *obj)
-{
-    char *s = cJSON_PrintUnformatted(obj);
-    cJSON_Delete(obj);
-    if (!s)
-        cm_oom(0);
-    cm_buf_free(&r->out);
-    cm_buf_puts(&r->out, s);
-    cm_buf_puts(&r->out, "\n");
-    cJSON_free(s);
-    r->status = status;
-    r->ctype = "application/json";
-}
-
-void web_json_error(struct web_req *r, unsigned status, const char *code, const char *message)
-{
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "error", code);
-    cJSON_AddStringToObject(o, "message", message);
-    web_json(r, status, o);
-}
+static atomic_int suspended_count; /* connections waiting on the hash pool */
 
 /* The client address for log lines: the peer, or X-Real-IP from nginx when TRUST_PROXY=1
  * (only then: otherwise any client could write what it likes into our logs). */
@@ -163,6 +101,34 @@ static bool body_allowed(const char *method)
            strcmp(method, "PATCH") == 0 || strcmp(method, "DELETE") == 0;
 }
 
+/* After a handler ran: hands its password work to the hash pool (suspending the connection,
+ * so this worker thread serves other connections meanwhile), or sends its response. */
+static enum MHD_Result finish(struct web_req *r)
+{
+    /* The database connection goes back to the pool before waiting on anything, and before
+     * the bytes go out: it serves others meanwhile. */
+    web_db_release(r);
+    while (r->hash_pending) {
+        r->hash_pending = false;
+        if (web_cfg.threads == 0) {
+            /* Thread per connection: this thread is the connection's own, and MHD does
+             * not suspend in this mode; waiting here blocks nobody else. */
+            web_hash_job_wait(r->hash);
+            r->then(r);
+            web_db_release(r);
+            continue;
+        }
+        r->suspended = true;
+        atomic_fetch_add(&suspended_count, 1);
+        MHD_suspend_connection(r->conn);
+        web_hash_job_start(r->hash, r->conn); /* after suspending: the resume cannot overtake it */
+        return MHD_YES;
+    }
+    if (r->status == 0)
+        early_error(r, 500, "internal", "Internal error.");
+    return send_response(r);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_size, void **con_cls)
@@ -195,6 +161,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         return MHD_YES;
     }
+    if (r->suspended) {
+        /* Resumed by the hash pool: the handler goes on where it left off. */
+        r->suspended = false;
+        atomic_fetch_sub(&suspended_count, 1);
+        r->then(r);
+        return finish(r);
+    }
     if (*upload_size > 0) {
         /* Chunked bodies have no declared length: count as they come. Over the limit, stop
          * storing; MHD 0.9.75 refuses a response queued in the middle of a body, so the rest
@@ -224,11 +197,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     } else {
         web_route(r);
     }
-    if (r->status == 0)
-        early_error(r, 500, "internal", "Internal error.");
-    /* Done with the database before the bytes go out: the connection serves others. */
-    web_db_release(r);
-    return send_response(r);
+    return finish(r);
 }
 
 /* Copies the path for a log line with anything but printable ASCII as \xHH (no log
@@ -267,6 +236,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(r->hdr[i].value);
     cm_buf_free(&r->body);
     cm_buf_free(&r->out);
+    web_hash_job_free(r->hash);
+    if (r->ctx_free)
+        r->ctx_free(r->ctx);
+    free(r->sess);
     free(r);
     *con_cls = NULL;
 }
@@ -301,6 +274,8 @@ int web_http_start(void)
     }
     MHD_set_panic_func(on_panic, NULL);
     unsigned int flags = MHD_USE_ERROR_LOG | MHD_USE_INTERNAL_POLLING_THREAD;
+    if (web_cfg.threads > 0)
+        flags |= MHD_ALLOW_SUSPEND_RESUME; /* password work waits suspended (hash.h) */
     struct MHD_OptionItem ops[12];
     size_t k = 0;
     if (web_cfg.threads == 0) {
@@ -334,6 +309,13 @@ int web_http_start(void)
 
 void web_http_stop(void)
 {
+    /* MHD must not stop with a connection suspended (microhttpd.h, MHD_suspend_connection):
+     * the hash pool, stopped first, has resumed every one; give MHD's threads a moment to
+     * finish them. */
+    for (int i = 0; i < 200 && atomic_load(&suspended_count) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     if (daemon_)
         MHD_stop_daemon(daemon_);
     daemon_ = NULL;

@@ -1,96 +1,12 @@
-/* One HTTP request as the handlers see it. http.c adapts libmicrohttpd to this: it collects
- * the body (bounded by WEB_MAX_BODY), calls the router once the request is complete, turns
- * the response fields into an MHD response with the security headers, and frees everything
- * the request owned in one place when MHD reports the request completed. */
+/* libmicrohttpd adapter: collects the body (bounded by WEB_MAX_BODY), calls the router once
+ * the request is complete, turns the response fields of struct web_req (req.h) into an MHD
+ * response with the security headers, and frees everything the request owned in one place
+ * when MHD reports the request completed. */
 #ifndef WEB_HTTP_H
 #define WEB_HTTP_H
 
-#include "cm_token.h"
-#include "cm_util.h"
-#include "cm_buf.h"
-
-#include <cjson/cJSON.h>
-#include <microhttpd.h>
-#include <stdbool.h>
-#include <stdint.h>
-
-#define WEB_MAX_RESP_HEADERS 8
-#define WEB_IP_MAX 64
-#define WEB_CSRF_LEN 64 /* hex characters: 256 random bits */
-#define WEB_SID_LEN 43  /* base64url characters of 32 random bytes */
-
-struct web_user {
-    long long id;
-    char public_id[CM_UID_MAX + 1]; /* users.public_id (a UUID): the id chat frames show */
-    char email[CM_EMAIL_MAX + 1];
-    char name[CM_NAME_MAX * 4 + 1];
-    bool is_admin;
-    bool banned;
-};
-
-struct web_session {
-    struct web_user user;
-    char csrf[WEB_CSRF_LEN + 1];
-    unsigned char id_hash[32]; /* SHA-256 of the sid cookie: the key in the sessions table */
-};
-
-struct web_resp_header {
-    const char *name; /* static string */
-    char *value;      /* owned */
-};
-
-struct web_db_conn;
-
-struct web_req {
-    struct MHD_Connection *conn;
-    const char *method;
-    const char *path; /* decoded by MHD, NUL-terminated, without the query */
-    bool is_head;
-    const char *param; /* the router's captured path segment (e.g. a room name) */
-    size_t param_len;
-    char ip[WEB_IP_MAX];
-    int64_t start_ms;
-
-    struct cm_buf body;
-    bool too_large;
-    uint64_t discarded; /* body bytes dropped after too_large */
-
-    struct web_db_conn *db; /* acquired on the first query, released at completion */
-    bool db_failed;         /* a query found the database down: answer 503 */
-
-    bool sess_loaded;
-    bool has_sess;
-    struct web_session sess;
-    char csrf_anon[WEB_CSRF_LEN + 1]; /* pre-login CSRF cookie value, "" if none yet */
-
-    /* response */
-    unsigned status;
-    struct cm_buf out;
-    const char *ctype;
-    struct web_resp_header hdr[WEB_MAX_RESP_HEADERS];
-    size_t nhdr;
-    int fd; /* a static file to send instead of out, or -1 */
-    uint64_t fd_size;
-    bool cacheable; /* static files: allow caching; everything else is no-store */
-};
-
-/* Request accessors: borrowed strings valid until the request completes, NULL if absent. */
-const char *web_req_header(struct web_req *r, const char *name);
-const char *web_req_arg(struct web_req *r, const char *name);
-
-/* Adds a response header (value formatted, owned by the request). */
-void web_resp_header(struct web_req *r, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-/* 303 See Other to a local path. */
-void web_redirect(struct web_req *r, const char *location);
-/* JSON response; takes ownership of obj. */
-void web_json(struct web_req *r, unsigned status, cJSON *obj);
-/* {"error": code, "message": message} */
-void web_json_error(struct web_req *r, unsigned status, const char *code, const char *message);
-/* Plain-text response (used for 405/413 before any page machinery). */
-void web_text(struct web_req *r, unsigned status, const char *text);
-
-/* Starts and stops the MHD daemon (threading mode and limits from web_cfg). */
+/* Starts and stops the MHD daemon (threading mode and limits from web_cfg). Stop the hash
+ * pool (web_hash_pool_stop) before web_http_stop. */
 int web_http_start(void);
 void web_http_stop(void);
 

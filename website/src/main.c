@@ -4,6 +4,7 @@
 #include "cm_util.h"
 #include "config.h"
 #include "db.h"
+#include "hash.h"
 #include "http.h"
 #include "password.h"
 
@@ -37,6 +38,8 @@ int main(void)
     cm_signals_install(on_signal);
     if (web_password_init() < 0)
         goto out_cfg;
+    if (web_hash_pool_start() < 0)
+        goto out_pw;
     web_db_init();
     if (!web_db_wait_ready(&stop_signal) && !stop_signal)
         cm_warn("database not ready after %lld s: serving 503 until it answers",
@@ -55,9 +58,11 @@ int main(void)
         sigsuspend(&old);
     cm_info("signal %d: shutting down", (int)stop_signal);
     rc = 0;
-    web_http_stop();
 out_db:
+    web_hash_pool_stop(); /* first: it resumes every connection waiting on a hash */
+    web_http_stop();
     web_db_shutdown();
+out_pw:
     web_password_shutdown();
 out_cfg:
     web_config_free();

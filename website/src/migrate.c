@@ -1,11 +1,16 @@
 /* Schema migrations: db/migrations/NNN_name.sql, compiled in, applied in order at start-up.
  * Each one runs in its own transaction together with its row in schema_migrations, so it is
  * either fully applied and recorded or not at all. A session-level advisory lock serialises
- * replicas that start together: the second waits, then finds everything applied. */
-#include "db.h"
+ * replicas that start together: the second waits, then finds everything applied. The first
+ * admin (ADMIN_EMAIL) is created here too, once the schema exists. */
+#include "migrate.h"
 
 #include "cm_log.h"
+#include "config.h"
 #include "embedded.h"
+#include "password.h"
+
+#include <stdbool.h>
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +77,12 @@ static int apply_one(PGconn *c, const struct web_embedded *m, long v)
 
 int web_migrate(PGconn *c)
 {
+    /* A migration may build an index over a large table: the per-query deadline the pool
+     * sets for requests (WEB_DB_TIMEOUT_MS) does not apply here. RESET at the end restores
+     * the connection's own setting. */
+    if (!exec_ok(c, "SET statement_timeout = 0", 0, NULL, NULL) ||
+        !exec_ok(c, "SET lock_timeout = 0", 0, NULL, NULL))
+        return -1;
     if (!exec_ok(c, "SELECT pg_advisory_lock(" WEB_MIGRATE_LOCK_KEY ")", 0, NULL, NULL))
         return -1;
     int rc = -1;
@@ -95,7 +106,42 @@ int web_migrate(PGconn *c)
     }
     rc = 0;
 out:
-    if (!exec_ok(c, "SELECT pg_advisory_unlock(" WEB_MIGRATE_LOCK_KEY ")", 0, NULL, NULL))
+    if (!exec_ok(c, "SELECT pg_advisory_unlock(" WEB_MIGRATE_LOCK_KEY ")", 0, NULL, NULL) ||
+        !exec_ok(c, "RESET statement_timeout", 0, NULL, NULL) ||
+        !exec_ok(c, "RESET lock_timeout", 0, NULL, NULL))
         rc = -1;
+    return rc;
+}
+
+int web_admin_bootstrap(PGconn *c)
+{
+    if (!web_cfg.admin_email[0])
+        return 0;
+    const char *p1[1] = {web_cfg.admin_email};
+    PGresult *res =
+        PQexecParams(c, "SELECT 1 FROM users WHERE email = $1", 1, NULL, p1, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        cm_error("admin bootstrap: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    bool exists = PQntuples(res) > 0;
+    PQclear(res);
+    if (exists)
+        return 0;
+    char hash[WEB_HASH_MAX];
+    if (web_password_hash(web_cfg.admin_password, strlen(web_cfg.admin_password), hash) < 0)
+        return -1;
+    const char *p[3] = {web_cfg.admin_email, "Admin", hash};
+    res = PQexecParams(c,
+                       "INSERT INTO users (email, name, password_hash, is_admin) "
+                       "VALUES ($1, $2, $3, true) ON CONFLICT (email) DO NOTHING",
+                       3, NULL, p, NULL, NULL, 0);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
+    if (rc < 0)
+        cm_error("admin bootstrap: %s", PQresultErrorMessage(res));
+    else if (strcmp(PQcmdTuples(res), "1") == 0) /* 0: another replica was first */
+        cm_info("admin bootstrap: created admin account %s", web_cfg.admin_email);
+    PQclear(res);
     return rc;
 }

@@ -8,7 +8,6 @@
 #include "validate.h"
 
 #include <stdio.h>
-
 #include <string.h>
 
 void web_page(struct web_req *r, unsigned status, const char *title, const char *head_tpl,
@@ -32,10 +31,10 @@ void web_page(struct web_req *r, unsigned status, const char *title, const char 
     int rc = web_tpl_render(&content, tpl, v, n + 1);
     if (head_tpl)
         rc |= web_tpl_render(&head, head_tpl, v, n + 1);
-    if (r->has_sess && !r->sess.user.banned) {
-        if (r->sess.user.is_admin)
+    if (r->has_sess && !r->sess->user.banned) {
+        if (r->sess->user.is_admin)
             rc |= web_tpl_render(&admin, "nav_admin.html", NULL, 0);
-        struct web_var nv[] = {WEB_VAR("name", r->sess.user.name), WEB_VAR("csrf", csrf),
+        struct web_var nv[] = {WEB_VAR("name", r->sess->user.name), WEB_VAR("csrf", csrf),
                                WEB_RAW("admin", admin.data)};
         rc |= web_tpl_render(&nav, "nav_user.html", nv, 3);
     } else {
@@ -77,6 +76,8 @@ static const char *status_title(unsigned status)
         return "Request too large";
     case 415:
         return "Unsupported form encoding";
+    case 429:
+        return "Too many requests";
     case 503:
         return "Service unavailable";
     default:
@@ -91,48 +92,23 @@ void web_page_error(struct web_req *r, unsigned status, const char *message)
     web_page(r, status, title, NULL, "error.html", v, 2);
 }
 
+void web_page_busy(struct web_req *r, const char *message)
+{
+    web_resp_header(r, "Retry-After", "%d", WEB_RETRY_AFTER_S);
+    web_page_error(r, 503, message);
+}
+
 void web_page_db_error(struct web_req *r, int rc)
 {
     if (rc == WEB_DB_DOWN)
-        web_page_error(r, 503, "The database is not reachable right now. Try again shortly.");
+        web_page_busy(r, "The database is not reachable right now. Try again in a few seconds.");
     else
         web_page_error(r, 500, "Something went wrong on our side.");
 }
 
-bool web_page_user(struct web_req *r)
+/* The form check: content type, syntax, CSRF token. */
+static bool page_form(struct web_req *r, struct web_form *f)
 {
-    enum web_db_rc rc = web_session_load(r);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
-        return false;
-    }
-    if (!r->has_sess) {
-        /* back to this page after the login, if it is one the login may return to */
-        char to[sizeof "/login?next=" + sizeof "/rooms/" + CM_ROOM_MAX];
-        size_t pl = strlen(r->path);
-        if (strcmp(r->method, "GET") == 0 && web_valid_next(r->path, pl) && pl > 6) {
-            snprintf(to, sizeof to, "/login?next=%s", r->path);
-            web_redirect(r, to);
-        } else {
-            web_redirect(r, "/login");
-        }
-        return false;
-    }
-    if (r->sess.user.banned) {
-        web_page_error(r, 403, "This account is banned.");
-        return false;
-    }
-    return true;
-}
-
-bool web_page_form(struct web_req *r, struct web_form *f)
-{
-    memset(f, 0, sizeof *f);
-    enum web_db_rc rc = web_session_load(r);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
-        return false;
-    }
     const char *ct = web_req_header(r, "Content-Type");
     static const char want[] = "application/x-www-form-urlencoded";
     if (r->body.len > 0 && (!ct || strncmp(ct, want, sizeof want - 1) != 0 ||
@@ -152,6 +128,50 @@ bool web_page_form(struct web_req *r, struct web_form *f)
                        "The form has expired or did not come from this site. Reload "
                        "the page and try again.");
         return false;
+    }
+    return true;
+}
+
+/* To the login, and back to this page after it if it is one the login may return to (a
+ * room's page: web_valid_next). */
+static void login_redirect(struct web_req *r)
+{
+    char to[sizeof "/login?next=" + sizeof "/rooms/" + CM_ROOM_MAX];
+    size_t pl = strlen(r->path);
+    if (strcmp(r->method, "GET") == 0 && pl > sizeof "/rooms" - 1 && web_valid_next(r->path, pl)) {
+        snprintf(to, sizeof to, "/login?next=%s", r->path);
+        web_redirect(r, to);
+    } else {
+        web_redirect(r, "/login");
+    }
+}
+
+bool web_page_begin(struct web_req *r, unsigned need, struct web_form *f)
+{
+    if (f)
+        memset(f, 0, sizeof *f);
+    enum web_db_rc rc = web_session_load(r);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return false;
+    }
+    if ((need & WEB_NEED_FORM) && !page_form(r, f))
+        return false;
+    if (need & (WEB_NEED_USER | WEB_NEED_ADMIN)) {
+        const char *refusal = NULL;
+        if (!r->has_sess)
+            login_redirect(r);
+        else if (r->sess->user.banned)
+            refusal = "This account is banned.";
+        else if ((need & WEB_NEED_ADMIN) && !r->sess->user.is_admin)
+            refusal = "Only admins can do that.";
+        if (!r->has_sess || refusal) {
+            if (refusal)
+                web_page_error(r, 403, refusal);
+            if (need & WEB_NEED_FORM)
+                web_form_free(f);
+            return false;
+        }
     }
     return true;
 }

@@ -4,7 +4,7 @@
 #define WEB_PAGE_H
 
 #include "form.h"
-#include "http.h"
+#include "req.h"
 #include "template.h"
 
 #define WEB_PAGE_MAX_VARS 24
@@ -17,17 +17,28 @@ void web_page(struct web_req *r, unsigned status, const char *title, const char 
 /* An error page with a heading and a message. */
 void web_page_error(struct web_req *r, unsigned status, const char *message);
 
-/* For pages that need a signed-in user: loads the session; returns true if there is a
- * non-banned user, otherwise sets the response (303 to /login, 403 banned, 503 database
- * down) and returns false. */
-bool web_page_user(struct web_req *r);
+/* What a handler needs before it does anything (web_page_begin's `need`). */
+enum {
+    WEB_NEED_FORM = 1 << 0,  /* a urlencoded POST body with this request's csrf_token */
+    WEB_NEED_USER = 1 << 1,  /* a signed-in user who is not banned */
+    WEB_NEED_ADMIN = 1 << 2, /* ... who is an admin (implies WEB_NEED_USER) */
+};
 
-/* For form POSTs: parses the urlencoded body into f and checks its csrf_token. Returns
- * true, or sets the response (400 malformed, 415 wrong type, 403 bad token, 503) and
- * returns false (f is then empty). Loads the session first. */
-bool web_page_form(struct web_req *r, struct web_form *f);
+/* The one preamble of every page handler: loads the session, then, as `need` asks, parses
+ * the form into f and checks its csrf_token, and checks that the user is signed in, not
+ * banned, an admin. Returns true when all hold (with WEB_NEED_FORM the caller then owns f
+ * and web_form_free()s it). Otherwise sets the response (503/500 database, 415 wrong form
+ * type, 400 malformed, 403 bad token, 303 to /login, 403 banned, 403 not an admin) and
+ * returns false; f is then empty and needs no freeing. f may be NULL without
+ * WEB_NEED_FORM. */
+bool web_page_begin(struct web_req *r, unsigned need, struct web_form *f);
 
-/* Maps a failed database call to its page: 503 when down, 500 otherwise. */
+/* 503 with Retry-After: the server is too busy (or a dependency too slow) for this request
+ * right now; message says what to do. */
+void web_page_busy(struct web_req *r, const char *message);
+
+/* Maps a failed database call to its page: 503 (with Retry-After) when down or too slow,
+ * 500 otherwise. */
 void web_page_db_error(struct web_req *r, int rc);
 
 #endif

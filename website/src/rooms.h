@@ -2,13 +2,37 @@
 #ifndef WEB_ROOMS_H
 #define WEB_ROOMS_H
 
-#include "http.h"
+#include "db.h"
+#include "req.h"
+
+#include <stdbool.h>
+#include <stddef.h>
 
 #define WEB_ROOMS_LIST_MAX 200 /* rows on one rooms page or API answer */
 
 /* Deletes the room named by r->param after the form and CSRF check. Only its owner or an
  * admin (admin_only: only an admin) may; then 303 to `back`. */
 void web_rooms_delete(struct web_req *r, bool admin_only, const char *back);
+
+/* The columns of a web_rooms_search row. */
+enum {
+    WEB_ROOM_NAME,
+    WEB_ROOM_TITLE,
+    WEB_ROOM_DESCRIPTION,
+    WEB_ROOM_OWNER_NAME,
+    WEB_ROOM_OWNER_ID
+};
+
+/* Checks a search text [q, q+len) (the ?q= of /rooms and /api/rooms): NULL if it may be
+ * searched for, else a message for the user. */
+const char *web_rooms_query_check(const char *q, size_t len);
+
+/* The one room search, for the rooms page and the API alike: rooms whose name, title or
+ * description contains q (case-insensitive, through the trigram indexes of migration 003;
+ * "" lists all), by name, at most
+ * WEB_ROOMS_LIST_MAX rows of the WEB_ROOM_* columns. q must have passed
+ * web_rooms_query_check. On WEB_DB_OK the caller PQclear()s *res. */
+enum web_db_rc web_rooms_search(struct web_req *r, const char *q, size_t len, PGresult **res);
 
 /* Escapes \, % and _ in [s, s+len) for a LIKE pattern; returns a malloc'd string. */
 char *web_like_escape(const char *s, size_t len);

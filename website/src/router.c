@@ -1,5 +1,6 @@
 #include "router.h"
 
+#include "handlers.h"
 #include "page.h"
 
 #include <string.h>

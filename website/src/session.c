@@ -1,12 +1,18 @@
 #include "session.h"
 
+#include "cm_alloc.h"
 #include "cm_log.h"
+#include "cm_util.h"
 #include "config.h"
 #include "cookie.h"
+#include "req.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <string.h>
+
+_Static_assert(sizeof((struct web_session *)0)->csrf == WEB_CSRF_LEN + 1,
+               "session.h's csrf field holds one CSRF token");
 
 /* The sid as sent: 43 base64url characters. Anything else is not ours: ignore it. */
 static bool sid_decode(const char *v, size_t len, unsigned char raw[32])
@@ -34,10 +40,11 @@ enum web_db_rc web_session_load(struct web_req *r)
         r->sess_loaded = true;
         return WEB_DB_OK;
     }
-    crypto_hash_sha256(r->sess.id_hash, raw, sizeof raw);
+    unsigned char id_hash[32];
+    crypto_hash_sha256(id_hash, raw, sizeof raw);
     sodium_memzero(raw, sizeof raw);
     char hex[2 * 32 + 3] = "\\x";
-    cm_hex_encode(r->sess.id_hash, 32, hex + 2);
+    cm_hex_encode(id_hash, 32, hex + 2);
     const char *p[1] = {hex};
     PGresult *res;
     enum web_db_rc rc = web_db_query(
@@ -56,13 +63,16 @@ enum web_db_rc web_session_load(struct web_req *r)
     bool revoked = PQntuples(res) == 1 && PQgetvalue(res, 0, 6)[0] == 't';
     bool banned = PQntuples(res) == 1 && PQgetvalue(res, 0, 4)[0] == 't';
     if (PQntuples(res) == 1 && (!revoked || banned)) {
-        struct web_user *u = &r->sess.user;
+        if (!r->sess)
+            r->sess = cm_xcalloc(1, sizeof *r->sess);
+        memcpy(r->sess->id_hash, id_hash, sizeof id_hash);
+        struct web_user *u = &r->sess->user;
         u->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
         snprintf(u->email, sizeof u->email, "%s", PQgetvalue(res, 0, 1));
         snprintf(u->name, sizeof u->name, "%s", PQgetvalue(res, 0, 2));
         u->is_admin = PQgetvalue(res, 0, 3)[0] == 't';
         u->banned = PQgetvalue(res, 0, 4)[0] == 't';
-        snprintf(r->sess.csrf, sizeof r->sess.csrf, "%s", PQgetvalue(res, 0, 5));
+        snprintf(r->sess->csrf, sizeof r->sess->csrf, "%s", PQgetvalue(res, 0, 5));
         snprintf(u->public_id, sizeof u->public_id, "%s", PQgetvalue(res, 0, 7));
         r->has_sess = true;
     }
@@ -104,7 +114,7 @@ enum web_db_rc web_session_destroy(struct web_req *r, bool expire_cookie)
     enum web_db_rc rc = WEB_DB_OK;
     if (r->has_sess) {
         char hex[2 * 32 + 3] = "\\x";
-        cm_hex_encode(r->sess.id_hash, 32, hex + 2);
+        cm_hex_encode(r->sess->id_hash, 32, hex + 2);
         const char *p[1] = {hex};
         rc = web_db_query(r, NULL, "DELETE FROM sessions WHERE id = $1::bytea", 1, p);
         r->has_sess = false;

@@ -4,7 +4,7 @@
 #include "cm_log.h"
 #include "config.h"
 #include "page.h"
-#include "router.h"
+#include "handlers.h"
 
 #include <fcntl.h>
 #include <stdio.h>

@@ -1,20 +1,23 @@
-/* Accounts: landing page, registration, login, logout, and the first admin. */
+/* Accounts: landing page, registration, login, logout. */
+#include "cm_alloc.h"
 #include "cm_log.h"
 #include "config.h"
 #include "db.h"
+#include "hash.h"
 #include "page.h"
 #include "password.h"
-#include "router.h"
+#include "handlers.h"
 #include "session.h"
 #include "validate.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void web_h_home(struct web_req *r)
 {
     enum web_db_rc rc = web_session_load(r);
-    if (rc == WEB_DB_OK && r->has_sess && !r->sess.user.banned) {
+    if (rc == WEB_DB_OK && r->has_sess && !r->sess->user.banned) {
         web_redirect(r, "/rooms");
         return;
     }
@@ -39,10 +42,45 @@ void web_h_register_get(struct web_req *r)
     register_form(r, 200, "", 0, "", 0, NULL, NULL, NULL, NULL);
 }
 
+/* What register and login keep across the hand-off to the hash pool (hash.h). */
+struct acct_ctx {
+    char email[WEB_EMAIL_MAX + 1]; /* normalised */
+    char typed[WEB_EMAIL_MAX + 1]; /* as typed, to show again in the form; "" if too long */
+    size_t typed_len;
+    char name[WEB_NAME_BYTES + 1];
+    long long id; /* login: the account found, 0 if none */
+    bool banned;
+    char
+        next[sizeof "/rooms/" + CM_ROOM_MAX]; /* login: where to go after it (web_valid_next), "" */
+};
+
+static struct acct_ctx *acct_ctx_new(const char *typed, size_t typed_len)
+{
+    struct acct_ctx *c = cm_xcalloc(1, sizeof *c);
+    if (typed_len <= WEB_EMAIL_MAX) {
+        memcpy(c->typed, typed, typed_len);
+        c->typed_len = typed_len;
+    }
+    return c;
+}
+
+/* The pool refused the job (queue full) or gave up on it (deadline): 503 with Retry-After. */
+static bool hash_refused(struct web_req *r)
+{
+    enum web_hash_state st = r->hash ? web_hash_job_state(r->hash) : WEB_HASH_EXPIRED;
+    if (st == WEB_HASH_DONE)
+        return false;
+    web_page_busy(r, "Too many sign-ups and logins are being handled right now. Try again in a "
+                     "few seconds.");
+    return true;
+}
+
+static void register_hashed(struct web_req *r);
+
 void web_h_register_post(struct web_req *r)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM, &f))
         return;
     size_t el = 0, nl = 0, pl = 0;
     const char *email = web_form_get(&f, "email", &el);
@@ -55,37 +93,48 @@ void web_h_register_post(struct web_req *r)
     if (!pw)
         pw = "";
     web_trim(&email, &el);
-    web_trim(&name, &nl);
-    char norm[WEB_EMAIL_MAX + 1];
-    const char *ee = web_valid_email(email, el, norm);
-    const char *ne = web_valid_name(name, nl);
+    struct acct_ctx *c = acct_ctx_new(email, el);
+    const char *ee = web_valid_email(email, el, c->email);
+    const char *ne = web_valid_name(name, nl, c->name);
     const char *pe = web_valid_password(pw, pl);
     if (ee || ne || pe) {
         /* The user's input goes back into the form (escaped), except the password. Invalid
          * UTF-8 never gets here: the form parser refused it. */
+        web_trim(&name, &nl);
         register_form(r, 400, email, el, name, nl, ee, ne, pe, NULL);
+        free(c);
         goto out;
     }
-    char hash[WEB_HASH_MAX];
-    if (web_password_hash(pw, pl, hash) < 0) {
-        web_page_error(r, 503, "The server is busy. Try again shortly.");
+    struct web_hash_job *job = web_hash_job_new(false, pw, pl, NULL);
+    if (!job) {
+        free(c);
+        (void)hash_refused(r);
         goto out;
     }
-    char namez[CM_NAME_MAX * 4 + 1];
-    snprintf(namez, sizeof namez, "%.*s", (int)nl, name);
-    const char *p[3] = {norm, namez, hash};
+    web_req_hash(r, job, register_hashed, c, free);
+out:
+    web_form_free(&f);
+}
+
+/* Registration, after the hash pool made the password's hash. */
+static void register_hashed(struct web_req *r)
+{
+    struct acct_ctx *c = r->ctx;
+    if (hash_refused(r))
+        return;
+    const char *p[3] = {c->email, c->name, web_hash_job_hash(r->hash)};
     PGresult *res;
     enum web_db_rc rc = web_db_query(
         r, &res, "INSERT INTO users (email, name, password_hash) VALUES ($1, $2, $3) RETURNING id",
         3, p);
     if (rc == WEB_DB_CONFLICT) {
-        register_form(r, 409, email, el, name, nl, "An account with this email already exists.",
-                      NULL, NULL, NULL);
-        goto out;
+        register_form(r, 409, c->typed, c->typed_len, c->name, strlen(c->name),
+                      "An account with this email already exists.", NULL, NULL, NULL);
+        return;
     }
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
-        goto out;
+        return;
     }
     long long id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     PQclear(res);
@@ -95,14 +144,12 @@ void web_h_register_post(struct web_req *r)
     rc = web_session_create(r, id);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
-        goto out;
+        return;
     }
     web_redirect(r, "/rooms");
-out:
-    web_form_free(&f);
 }
 
-/* next: a page to go to after the login, already checked with web_valid_next, or NULL. */
+/* next: a page to go to after the login, already checked with web_valid_next, or "" / NULL. */
 static void login_form(struct web_req *r, unsigned status, const char *email, size_t email_len,
                        const char *err_form, const char *next)
 {
@@ -111,13 +158,15 @@ static void login_form(struct web_req *r, unsigned status, const char *email, si
     web_page(r, status, "Log in", NULL, "login.html", v, 3);
 }
 
-/* The ?next= of the login page or the "next" field of its form, if it is a safe target. */
+/* Copies the ?next= of the login page or the "next" field of its form into buf (size bytes)
+ * if it is a safe target (web_valid_next); else buf is "". Returns buf. */
 static const char *login_next(const char *s, size_t len, char *buf, size_t size)
 {
-    if (!s || len >= size || !web_valid_next(s, len))
-        return NULL;
-    memcpy(buf, s, len);
-    buf[len] = '\0';
+    buf[0] = '\0';
+    if (s && len < size && web_valid_next(s, len)) {
+        memcpy(buf, s, len);
+        buf[len] = '\0';
+    }
     return buf;
 }
 
@@ -127,79 +176,98 @@ void web_h_login_get(struct web_req *r)
     const char *arg = web_req_arg(r, "next");
     const char *next = login_next(arg, arg ? strlen(arg) : 0, nb, sizeof nb);
     enum web_db_rc rc = web_session_load(r);
-    if (rc == WEB_DB_OK && r->has_sess && !r->sess.user.banned) {
-        web_redirect(r, next ? next : "/rooms");
+    if (rc == WEB_DB_OK && r->has_sess && !r->sess->user.banned) {
+        web_redirect(r, next[0] ? next : "/rooms");
         return;
     }
     login_form(r, 200, "", 0, NULL, next);
 }
 
+/* One message for every failure, so the page does not tell whether the email exists. */
+static const char login_wrong[] = "The email or password is wrong.";
+
+static void login_verified(struct web_req *r);
+
 void web_h_login_post(struct web_req *r)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM, &f))
         return;
-    size_t el = 0, pl = 0, xl = 0;
+    size_t el = 0, pl = 0;
     const char *email = web_form_get(&f, "email", &el);
     const char *pw = web_form_get(&f, "password", &pl);
-    char nb[sizeof "/rooms/" + CM_ROOM_MAX];
-    const char *xs = web_form_get(&f, "next", &xl);
-    const char *next = login_next(xs, xl, nb, sizeof nb);
     if (!email)
         email = "";
     if (!pw)
         pw = "";
     web_trim(&email, &el);
-    /* One message for every failure, so the page does not tell whether the email exists. */
-    static const char wrong[] = "The email or password is wrong.";
-    char norm[WEB_EMAIL_MAX + 1];
-    if (web_valid_email(email, el, norm) || pl == 0 || pl > WEB_PASSWORD_MAX) {
-        web_password_verify(NULL, pw, pl > WEB_PASSWORD_MAX ? WEB_PASSWORD_MAX : pl);
-        login_form(r, 401, email, el, wrong, next);
-        goto out;
+    struct acct_ctx *c = acct_ctx_new(email, el);
+    size_t xl = 0;
+    const char *xs = web_form_get(&f, "next", &xl);
+    (void)login_next(xs, xl, c->next, sizeof c->next);
+    PGresult *res = NULL;
+    /* A malformed email or password is verified against the dummy all the same: the answer
+     * takes as long as for a real account. */
+    if (!web_valid_email(email, el, c->email) && pl > 0 && pl <= WEB_PASSWORD_MAX) {
+        const char *p[1] = {c->email};
+        enum web_db_rc rc = web_db_query(
+            r, &res, "SELECT id, password_hash, banned_at IS NOT NULL FROM users WHERE email = $1",
+            1, p);
+        if (rc != WEB_DB_OK) {
+            web_page_db_error(r, rc);
+            free(c);
+            goto out;
+        }
     }
-    const char *p[1] = {norm};
-    PGresult *res;
-    enum web_db_rc rc = web_db_query(
-        r, &res, "SELECT id, password_hash, banned_at IS NOT NULL FROM users WHERE email = $1", 1,
-        p);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
-        goto out;
+    bool found = res && PQntuples(res) == 1;
+    if (found) {
+        c->id = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        c->banned = PQgetvalue(res, 0, 2)[0] == 't';
     }
-    bool found = PQntuples(res) == 1;
-    bool ok = web_password_verify(found ? PQgetvalue(res, 0, 1) : NULL, pw, pl);
-    long long id = found ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
-    bool banned = found && PQgetvalue(res, 0, 2)[0] == 't';
+    struct web_hash_job *job = web_hash_job_new(true, pw, pl, found ? PQgetvalue(res, 0, 1) : NULL);
     PQclear(res);
-    if (!ok) {
-        cm_info("login failed");
-        login_form(r, 401, email, el, wrong, next);
+    if (!job) {
+        free(c);
+        (void)hash_refused(r);
         goto out;
     }
-    if (banned) {
+    web_req_hash(r, job, login_verified, c, free);
+out:
+    web_form_free(&f);
+}
+
+/* Login, after the hash pool verified the password. */
+static void login_verified(struct web_req *r)
+{
+    struct acct_ctx *c = r->ctx;
+    if (hash_refused(r))
+        return;
+    if (!web_hash_job_ok(r->hash) || c->id == 0) {
+        cm_info("login failed");
+        login_form(r, 401, c->typed, c->typed_len, login_wrong, c->next);
+        return;
+    }
+    if (c->banned) {
         /* Only after the right password: a banned account is not revealed to guessers. */
-        cm_info("login refused: user %lld is banned", id);
+        cm_info("login refused: user %lld is banned", c->id);
         web_page_error(r, 403, "This account is banned.");
-        goto out;
+        return;
     }
     if (r->has_sess)
         (void)web_session_destroy(r, false); /* the old session in this browser ends */
-    rc = web_session_create(r, id);
+    enum web_db_rc rc = web_session_create(r, c->id);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
-        goto out;
+        return;
     }
-    cm_info("user %lld logged in", id);
-    web_redirect(r, next ? next : "/rooms");
-out:
-    web_form_free(&f);
+    cm_info("user %lld logged in", c->id);
+    web_redirect(r, c->next[0] ? c->next : "/rooms");
 }
 
 void web_h_logout_post(struct web_req *r)
 {
     struct web_form f;
-    if (!web_page_form(r, &f))
+    if (!web_page_begin(r, WEB_NEED_FORM, &f))
         return;
     web_form_free(&f);
     enum web_db_rc rc = web_session_destroy(r, true);
@@ -208,37 +276,4 @@ void web_h_logout_post(struct web_req *r)
         return;
     }
     web_redirect(r, "/login");
-}
-
-int web_admin_bootstrap(PGconn *c)
-{
-    if (!web_cfg.admin_email[0])
-        return 0;
-    const char *p1[1] = {web_cfg.admin_email};
-    PGresult *res =
-        PQexecParams(c, "SELECT 1 FROM users WHERE email = $1", 1, NULL, p1, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        cm_error("admin bootstrap: %s", PQresultErrorMessage(res));
-        PQclear(res);
-        return -1;
-    }
-    bool exists = PQntuples(res) > 0;
-    PQclear(res);
-    if (exists)
-        return 0;
-    char hash[WEB_HASH_MAX];
-    if (web_password_hash(web_cfg.admin_password, strlen(web_cfg.admin_password), hash) < 0)
-        return -1;
-    const char *p[3] = {web_cfg.admin_email, "Admin", hash};
-    res = PQexecParams(c,
-                       "INSERT INTO users (email, name, password_hash, is_admin) "
-                       "VALUES ($1, $2, $3, true) ON CONFLICT (email) DO NOTHING",
-                       3, NULL, p, NULL, NULL, 0);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-    if (rc < 0)
-        cm_error("admin bootstrap: %s", PQresultErrorMessage(res));
-    else if (strcmp(PQcmdTuples(res), "1") == 0) /* 0: another replica was first */
-        cm_info("admin bootstrap: created admin account %s", web_cfg.admin_email);
-    PQclear(res);
-    return rc;
 }

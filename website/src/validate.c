@@ -1,8 +1,15 @@
 #include "validate.h"
 
+#include "cm_alloc.h"
 #include "cm_util.h"
 
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unictype.h>
+#include <uninorm.h>
+#include <unistr.h>
 
 void web_trim(const char **s, size_t *len)
 {
@@ -73,14 +80,139 @@ const char *web_valid_email(const char *s, size_t len, char *out)
     return NULL;
 }
 
-const char *web_valid_name(const char *s, size_t len)
+/* What text_scan found wrong; each caller words its own message. */
+enum text_fault {
+    TEXT_OK = 0,
+    TEXT_CONTROL,    /* Cc (but TAB/CR/LF in multi-line text), Zl, Zp */
+    TEXT_INVISIBLE,  /* Cf and other default-ignorable code points: bidi controls, ZW chars */
+    TEXT_UNASSIGNED, /* Cn (also noncharacters), Co private use, Cs surrogates */
+    TEXT_MARKS,      /* a combining mark without a base, or more than WEB_MARKS_MAX on one */
+};
+
+/* Variation selectors 15/16 choose text or emoji style for the character before them: they
+ * are default-ignorable but draw nothing of their own, so they are allowed (as marks). */
+static bool is_emoji_selector(ucs4_t c)
 {
+    return c == 0xfe0e || c == 0xfe0f;
+}
+
+/* The rules shared by names, titles and descriptions (docs/names.md). [s, s+len) must be
+ * valid UTF-8. Each check stops one way of deceiving a reader: bidi overrides, embeddings
+ * and isolates (U+202A-202E, U+2066-2069) and marks (LRM, RLM, ALM) reorder the text that
+ * follows on someone else's page; zero-width and other invisible characters make two names
+ * look the same or a name look empty; unassigned and private-use code points render
+ * differently (or as nothing) from one font to the next; stacked combining marks draw over
+ * the lines around them. *has_alnum (may be NULL) tells whether a letter or digit was seen. */
+static enum text_fault text_scan(const char *s, size_t len, bool multiline, bool *has_alnum)
+{
+    /* Scanned decomposed (NFD): "a" + U+0301 + U+0302 + U+0303 composes to one precomposed
+     * letter with two marks left, but draws three. */
+    size_t dl = 0;
+    uint8_t *d = u8_normalize(UNINORM_NFD, (const uint8_t *)s, len, NULL, &dl);
+    if (!d && len > 0)
+        cm_oom(len);
+    const uint8_t *p = d, *end = d + dl;
+    size_t marks = 0;
+    bool base = false, alnum = false;
+    enum text_fault fault = TEXT_OK;
+    while (p < end && fault == TEXT_OK) {
+        ucs4_t c;
+        int k = u8_mbtouc(&c, p, (size_t)(end - p));
+        p += k;
+        if (is_emoji_selector(c) || (uc_is_general_category(c, UC_CATEGORY_M) &&
+                                     !uc_is_property_default_ignorable_code_point(c))) {
+            if (!base || ++marks > WEB_MARKS_MAX)
+                fault = TEXT_MARKS;
+            continue;
+        }
+        if (uc_is_general_category(c, UC_CATEGORY_Cc)) {
+            if (!(multiline && (c == '\n' || c == '\r' || c == '\t')))
+                fault = TEXT_CONTROL;
+        } else if (uc_is_general_category(c, UC_CATEGORY_Zl) ||
+                   uc_is_general_category(c, UC_CATEGORY_Zp)) {
+            fault = TEXT_CONTROL;
+        } else if (uc_is_general_category(c, UC_CATEGORY_Cn) ||
+                   uc_is_general_category(c, UC_CATEGORY_Co) ||
+                   uc_is_general_category(c, UC_CATEGORY_Cs)) {
+            fault = TEXT_UNASSIGNED;
+        } else if (uc_is_general_category(c, UC_CATEGORY_Cf) ||
+                   uc_is_property_default_ignorable_code_point(c)) {
+            fault = TEXT_INVISIBLE;
+        }
+        if (uc_is_general_category(c, UC_CATEGORY_L) || uc_is_general_category(c, UC_CATEGORY_N))
+            alnum = true;
+        /* A space or line break is no base: a mark after it would stand alone. */
+        base = !uc_is_general_category(c, UC_CATEGORY_Z) && c != '\n' && c != '\r' && c != '\t';
+        marks = 0;
+    }
+    free(d);
+    if (has_alnum)
+        *has_alnum = alnum;
+    return fault;
+}
+
+const char *web_valid_name(const char *s, size_t len, char out[WEB_NAME_BYTES + 1])
+{
+    out[0] = '\0';
+    web_trim(&s, &len);
     if (len == 0)
         return "Enter a name.";
-    if (!web_text_clean(s, len, 0))
-        return "The name contains characters that are not allowed.";
-    if (cm_utf8_count(s, len) > WEB_NAME_MAX)
+    if (len > WEB_NAME_INPUT_MAX)
         return "The name is longer than 64 characters.";
+    if (!cm_utf8_valid(s, len))
+        return "The name contains characters that are not allowed.";
+    /* NFC first (UAX #15): the same name typed with a precomposed or a combining accent is
+     * stored, shown and compared as the same characters. */
+    size_t nl = 0;
+    uint8_t *nfc = u8_normalize(UNINORM_NFC, (const uint8_t *)s, len, NULL, &nl);
+    if (!nfc)
+        cm_oom(len);
+    /* Collapse every run of space separators (Zs: U+0020, NBSP, ideographic space, ...) into
+     * one U+0020 and drop them at both ends: no name differs from another by its spacing. */
+    char buf[WEB_NAME_INPUT_MAX * 4 + 1];
+    size_t o = 0;
+    bool pending = false;
+    const uint8_t *p = nfc, *end = nfc + nl;
+    while (p < end && o + 5 < sizeof buf) {
+        ucs4_t c;
+        int k = u8_mbtouc(&c, p, (size_t)(end - p));
+        if (uc_is_general_category(c, UC_CATEGORY_Zs)) {
+            pending = o > 0;
+        } else {
+            if (pending)
+                buf[o++] = ' ';
+            pending = false;
+            memcpy(buf + o, p, (size_t)k);
+            o += (size_t)k;
+        }
+        p += k;
+    }
+    bool cut = p < end; /* cannot happen: NFC grows text at most 3 times (UAX #15) */
+    free(nfc);
+    if (cut)
+        return "The name is longer than 64 characters.";
+    bool alnum = false;
+    enum text_fault f = text_scan(buf, o, false, &alnum);
+    if (f != TEXT_OK) {
+        static const char *const msgs[] = {
+            [TEXT_CONTROL] = "The name contains control characters or line breaks, which are "
+                             "not allowed.",
+            [TEXT_INVISIBLE] = "The name contains invisible formatting characters (such as "
+                               "text-direction overrides or zero-width characters), which "
+                               "are not allowed.",
+            [TEXT_UNASSIGNED] = "The name contains unassigned or private-use characters, "
+                                "which are not allowed.",
+            [TEXT_MARKS] = "The name has a combining mark without a letter, or more than 2 "
+                           "marks on one letter.",
+        };
+        return msgs[f];
+    }
+    if (cm_utf8_count(buf, o) > WEB_NAME_MAX || o > WEB_NAME_BYTES)
+        return "The name is longer than 64 characters.";
+    if (!alnum)
+        return "The name needs at least one letter or digit.";
+    memcpy(out, buf, o);
+    out[o] = '\0';
     return NULL;
 }
 
@@ -108,8 +240,22 @@ const char *web_valid_title(const char *s, size_t len)
 {
     if (len == 0)
         return "Enter a title.";
-    if (!web_text_clean(s, len, 0))
+    if (!cm_utf8_valid(s, len))
         return "The title contains characters that are not allowed.";
+    static const char *const msgs[] = {
+        [TEXT_CONTROL] = "The title contains control characters or line breaks, which are not "
+                         "allowed.",
+        [TEXT_INVISIBLE] = "The title contains invisible formatting characters (such as "
+                           "text-direction overrides or zero-width characters), which are "
+                           "not allowed.",
+        [TEXT_UNASSIGNED] = "The title contains unassigned or private-use characters, which "
+                            "are not allowed.",
+        [TEXT_MARKS] = "The title has a combining mark without a letter, or more than 2 marks "
+                       "on one letter.",
+    };
+    enum text_fault f = text_scan(s, len, false, NULL);
+    if (f != TEXT_OK)
+        return msgs[f];
     if (cm_utf8_count(s, len) > WEB_TITLE_MAX)
         return "The title is longer than 100 characters.";
     return NULL;
@@ -117,8 +263,21 @@ const char *web_valid_title(const char *s, size_t len)
 
 const char *web_valid_description(const char *s, size_t len)
 {
-    if (!web_text_clean(s, len, 1))
+    if (!cm_utf8_valid(s, len))
         return "The description contains characters that are not allowed.";
+    static const char *const msgs[] = {
+        [TEXT_CONTROL] = "The description contains control characters, which are not allowed.",
+        [TEXT_INVISIBLE] = "The description contains invisible formatting characters (such as "
+                           "text-direction overrides or zero-width characters), which are "
+                           "not allowed.",
+        [TEXT_UNASSIGNED] = "The description contains unassigned or private-use characters, "
+                            "which are not allowed.",
+        [TEXT_MARKS] = "The description has a combining mark without a letter, or more than 2 "
+                       "marks on one letter.",
+    };
+    enum text_fault f = text_scan(s, len, true, NULL);
+    if (f != TEXT_OK)
+        return msgs[f];
     if (cm_utf8_count(s, len) > WEB_DESCRIPTION_MAX)
         return "The description is longer than 1000 characters.";
     return NULL;

@@ -54,7 +54,8 @@
   function subjectOf(form) {
     const row = form.closest('tr');
     if (row) {
-      const name = row.querySelector('td[data-label="Name"]');
+      const name = row.querySelector('td[data-label="Name"] bdi') ||
+        row.querySelector('td[data-label="Name"]');
       const email = row.querySelector('td[data-label="Email"]');
       const n = name ? name.textContent.trim() : '';
       const e = email ? email.textContent.trim() : '';
