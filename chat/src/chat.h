@@ -53,6 +53,16 @@ struct chat_config {
     char *allowed_origins;             /* CHAT_ALLOWED_ORIGINS: cookie handshakes; "" = Host */
     char *admin_addr;                  /* CHAT_ADMIN_ADDR: listener of /healthz, /metrics */
     long long admin_port;              /* CHAT_ADMIN_PORT */
+    /* Redis and MongoDB (history; archive.c has its own connections) */
+    char *redis_host;           /* CHAT_REDIS_HOST */
+    long long redis_port;       /* CHAT_REDIS_PORT */
+    char *redis_password;       /* CHAT_REDIS_PASSWORD(_FILE): "" = no AUTH */
+    long long redis_timeout_ms; /* CHAT_REDIS_TIMEOUT_MS: connect and command timeout */
+    char *mongo_uri;            /* CHAT_MONGO_URI (secret: it may hold credentials) */
+    char *mongo_db;             /* CHAT_MONGO_DB */
+    long long archive_batch;    /* CHAT_ARCHIVE_BATCH: outbox entries per MongoDB write */
+    long long archive_claim_ms; /* CHAT_ARCHIVE_CLAIM_MS: idle time before XAUTOCLAIM */
+    long long history_queue;    /* CHAT_HISTORY_QUEUE: archive queries waiting */
 };
 
 int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);

@@ -83,6 +83,21 @@ static const struct cm_cfg_entry table[] = {
      "frames a room's ring may grow to in a burst; a client lagging more is dropped"},
     {"CHAT_ROOM_BACKLOG_BYTES", CM_CFG_INT, "67108864", 65536, 4294967296LL, &cfg.backlog_bytes,
      "bytes a room's ring may grow to in a burst"},
+    {"CHAT_REDIS_HOST", CM_CFG_STR, "127.0.0.1", 1, 255, &cfg.redis_host, "Redis host"},
+    {"CHAT_REDIS_PORT", CM_CFG_INT, "6379", 1, 65535, &cfg.redis_port, "Redis port"},
+    {"CHAT_REDIS_PASSWORD", CM_CFG_SECRET, "", 0, 1024, &cfg.redis_password,
+     "Redis AUTH password (empty: no AUTH)"},
+    {"CHAT_REDIS_TIMEOUT_MS", CM_CFG_INT, "2000", 100, 60000, &cfg.redis_timeout_ms,
+     "Redis connect and command timeout in ms"},
+    {"CHAT_MONGO_URI", CM_CFG_SECRET, "mongodb://127.0.0.1:27017/?appname=parley-chat", 10, 4096,
+     &cfg.mongo_uri, "MongoDB connection string (may hold credentials)"},
+    {"CHAT_MONGO_DB", CM_CFG_STR, "parley", 1, 63, &cfg.mongo_db, "MongoDB database"},
+    {"CHAT_ARCHIVE_BATCH", CM_CFG_INT, "500", 1, 10000, &cfg.archive_batch,
+     "outbox entries archived per MongoDB write"},
+    {"CHAT_ARCHIVE_CLAIM_MS", CM_CFG_INT, "30000", 1000, 3600000, &cfg.archive_claim_ms,
+     "ms an outbox entry stays unacked before another archiver takes it over"},
+    {"CHAT_HISTORY_QUEUE", CM_CFG_INT, "1024", 1, 1000000, &cfg.history_queue,
+     "archive (MongoDB) history queries waiting; beyond it `unavailable`"},
 };
 /* clang-format on */
 #define NTABLE (sizeof table / sizeof table[0])
@@ -157,6 +172,13 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
                  cfg.backlog_bytes, cfg.max_message_bytes);
         return -1;
     }
+    /* a database name is a path component on the server: keep to plain characters */
+    for (const char *p = cfg.mongo_db; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '_' || *p == '-')) {
+            snprintf(err, errlen, "CHAT_MONGO_DB: only letters, digits, '_' and '-' are allowed");
+            return -1;
+        }
     *out = cfg;
     return 0;
 }

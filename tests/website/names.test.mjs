@@ -118,7 +118,7 @@ test('migration 003 cleans names stored before these rules (bidi and invisible c
     assert.equal(name('iso@example.com'), 'x y');
     assert.equal(name('empty@example.com'), 'user');
     assert.equal(name('fine@example.com'), 'J\u00FCrgen');
-    assert.equal(pg.psql('SELECT max(version) FROM schema_migrations'), '3');
+    assert.ok(Number(pg.psql('SELECT max(version) FROM schema_migrations')) >= 3, 'migration 003 ran');
   } finally {
     if (web) await web.stop();
     await pg.destroy();

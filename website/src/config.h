@@ -35,6 +35,10 @@ struct web_config {
     char *static_dir;
     long long cookie_secure;
     long long trust_proxy;
+    char *redis_host; /* WEB_REDIS_*: room deletions for the chat archive (events.c) */
+    long long redis_port;
+    char *redis_password;
+    long long redis_timeout_ms;
     long long pwhash_opslimit;
     long long pwhash_memlimit_kib;
     long long pwhash_concurrency;

@@ -84,8 +84,9 @@ static int wait_fd(int fd, short events, int64_t deadline_ms)
  * and PQconnectPoll, libpq "Database Connection Control Functions"): a server that accepts the
  * TCP connection and then says nothing (a stopped postmaster) cannot hold the thread. Every
  * session gets statement_timeout and lock_timeout (WEB_DB_TIMEOUT_MS) so that a slow query
- * or a lock wait ends on the server too. The connection is left non-blocking. */
-static PGconn *db_connect(void)
+ * or a lock wait ends on the server too. The connection is left non-blocking (PQexecParams
+ * still blocks: libpq does not honour nonblocking mode in PQexec*). */
+PGconn *web_db_connect(void)
 {
     char port[16], options[96];
     snprintf(port, sizeof port, "%lld", web_cfg.db_port);
@@ -193,7 +194,7 @@ static struct web_db_conn *acquire(void)
         slot->pg = NULL;
     }
     if (!slot->pg) {
-        slot->pg = db_connect();
+        slot->pg = web_db_connect();
         slot->epoch = epoch;
         if (!slot->pg)
             note_timeout(); /* refused or timed out: the next requests need not try again */
@@ -278,6 +279,12 @@ static PGresult *exec_deadline(PGconn *pg, const char *sql, int n, const char *c
         PQclear(last);
         last = pr;
     }
+}
+
+PGresult *web_db_exec(PGconn *pg, const char *sql, int n, const char *const *params)
+{
+    bool timed_out;
+    return exec_deadline(pg, sql, n, params, &timed_out);
 }
 
 enum web_db_rc web_db_query(struct web_req *r, PGresult **res, const char *sql, int n,

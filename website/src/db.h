@@ -31,6 +31,15 @@ bool web_db_wait_ready(volatile sig_atomic_t *stop);
 enum web_db_rc web_db_query(struct web_req *r, PGresult **res, const char *sql, int n,
                             const char *const *params);
 
+/* A new connection outside the pool (a background thread's own), or NULL (logged). The
+ * caller PQfinish()es it. */
+PGconn *web_db_connect(void);
+
+/* Runs sql on such a connection within WEB_DB_TIMEOUT_MS (as web_db_query does). Returns the
+ * result (the caller PQclear()s it and checks its status), or NULL when the connection failed
+ * or timed out: then its state is unknown and the caller PQfinish()es it. */
+PGresult *web_db_exec(PGconn *pg, const char *sql, int n, const char *const *params);
+
 /* Returns the request's connection to the pool (http.c calls this at completion). */
 void web_db_release(struct web_req *r);
 

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "db.h"
 #include "hash.h"
+#include "events.h"
 #include "http.h"
 #include "password.h"
 
@@ -51,6 +52,7 @@ int main(void)
     sigaddset(&stopset, SIGTERM);
     sigaddset(&stopset, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stopset, &old);
+    web_events_start(); /* room deletions for the chat archive; retries by itself */
     if (!stop_signal && web_http_start() < 0)
         goto out_db;
 
@@ -65,6 +67,7 @@ out_db:
 out_pw:
     web_password_shutdown();
 out_cfg:
+    web_events_stop();
     web_config_free();
     return rc;
 }

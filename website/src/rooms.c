@@ -6,6 +6,7 @@
 #include "cm_alloc.h"
 #include "config.h"
 #include "db.h"
+#include "events.h"
 #include "page.h"
 #include "handlers.h"
 #include "session.h"
@@ -301,11 +302,12 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
     /* Delete the room that was checked, by id: if it was deleted and its name taken again by
      * someone else in between, the new room is not touched. */
     const char *pid[1] = {id};
-    rc = web_db_query(r, NULL, "DELETE FROM rooms WHERE id = $1", 1, pid);
+    rc = web_db_query(r, NULL, WEB_EVENTS_DELETE_ROOM_SQL, 1, pid); /* + its outbox row */
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return;
     }
+    web_events_room_deleted(strtoll(id, NULL, 10)); /* the archive deletes its history */
     cm_info("user %lld deleted room %s", r->sess->user.id, name);
     web_redirect(r, back);
 }

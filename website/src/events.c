@@ -1,0 +1,249 @@
+/* The room-deletion outbox sender (events.h). Sources: hiredis 0.14 blocking API (hiredis.h:
+ * redisConnectWithTimeout, redisSetTimeout, redisCommandArgv); Redis XADD
+ * (redis.io/commands/xadd); PostgreSQL SELECT ... FOR UPDATE SKIP LOCKED (queue pattern, docs
+ * "The Locking Clause"). */
+#include "events.h"
+
+#include "cm_alloc.h"
+#include "cm_log.h"
+#include "config.h"
+#include "db.h"
+
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static pthread_t sender;
+static bool started, stopping, kicked;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv;
+
+static struct timeval ms_tv(long long ms)
+{
+    struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
+    return tv;
+}
+
+/* Connects and AUTHs. NULL on failure; *down keeps the log to one line per outage. */
+static redisContext *redis_open(bool *down)
+{
+    redisContext *c = redisConnectWithTimeout(web_cfg.redis_host, (int)web_cfg.redis_port,
+                                              ms_tv(web_cfg.redis_timeout_ms));
+    if (!c || c->err) {
+        if (!*down)
+            cm_warn("events: redis %s:%lld: %s (room deletions wait in room_deletions)",
+                    web_cfg.redis_host, web_cfg.redis_port, c ? c->errstr : "out of memory");
+        *down = true;
+        redisFree(c);
+        return NULL;
+    }
+    redisSetTimeout(c, ms_tv(web_cfg.redis_timeout_ms));
+    if (web_cfg.redis_password[0]) {
+        const char *argv[2] = {"AUTH", web_cfg.redis_password};
+        size_t lens[2] = {4, strlen(web_cfg.redis_password)};
+        redisReply *r = redisCommandArgv(c, 2, argv, lens);
+        bool ok = r && r->type != REDIS_REPLY_ERROR;
+        freeReplyObject(r);
+        if (!ok) { /* never log the password or Redis's answer to it */
+            if (!*down)
+                cm_warn("events: redis AUTH refused (check WEB_REDIS_PASSWORD)");
+            *down = true;
+            redisFree(c);
+            return NULL;
+        }
+    }
+    if (*down)
+        cm_info("events: redis %s:%lld connected", web_cfg.redis_host, web_cfg.redis_port);
+    *down = false;
+    return c;
+}
+
+/* XADD parley:room-deletions * rid <rid>. False on any error (the connection is dropped). */
+static bool xadd_rid(redisContext **c, const char *rid)
+{
+    const char *argv[5] = {"XADD", WEB_EVENTS_ROOM_DELETIONS, "*", "rid", rid};
+    size_t lens[5];
+    for (int i = 0; i < 5; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = redisCommandArgv(*c, 5, argv, lens);
+    bool ok = r && r->type == REDIS_REPLY_STRING;
+    if (!r)
+        cm_warn("events: redis: %s (room deletions wait in room_deletions)",
+                (*c)->errstr[0] ? (*c)->errstr : "connection lost");
+    else if (!ok)
+        cm_warn("events: XADD %s: %s", WEB_EVENTS_ROOM_DELETIONS,
+                r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
+    freeReplyObject(r);
+    if (!ok) {
+        redisFree(*c);
+        *c = NULL;
+    }
+    return ok;
+}
+
+/* One statement with the database deadline. False on any error; a NULL result (connection
+ * failed or timed out: its state is unknown) also closes the connection (*pg = NULL). */
+static bool run(PGconn **pg, PGresult **out, const char *sql, int n, const char *const *params)
+{
+    PGresult *res = web_db_exec(*pg, sql, n, params);
+    if (!res) {
+        cm_warn("events: database: %s", "connection failed or timed out");
+        PQfinish(*pg);
+        *pg = NULL;
+        return false;
+    }
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        const char *m = PQresultErrorMessage(res);
+        cm_warn("events: database: %.*s", (int)strcspn(m, "\n"), m);
+        PQclear(res);
+        return false;
+    }
+    if (out)
+        *out = res;
+    else
+        PQclear(res);
+    return true;
+}
+
+static void rollback(PGconn **pg)
+{
+    if (*pg && !run(pg, NULL, "ROLLBACK", 0, NULL) && *pg) {
+        PQfinish(*pg); /* a connection that cannot even roll back is not reused */
+        *pg = NULL;
+    }
+}
+
+/* One transaction: up to WEB_EVENTS_BATCH rows, XADD each, delete those Redis took.
+ * Returns the number of rows sent, or -1 when something failed (retry later). */
+static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
+{
+    if (!run(pg, NULL, "BEGIN", 0, NULL)) {
+        rollback(pg);
+        return -1;
+    }
+    char limit[16];
+    snprintf(limit, sizeof limit, "%d", WEB_EVENTS_BATCH);
+    const char *lp[1] = {limit};
+    PGresult *res;
+    if (!run(pg, &res,
+             "SELECT id, rid FROM room_deletions ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", 1,
+             lp)) {
+        rollback(pg);
+        return -1;
+    }
+    int n = PQntuples(res), sent = 0;
+    /* the ids Redis took, as a PostgreSQL array literal "{1,2,...}" (digits and commas) */
+    size_t cap = (size_t)n * 21 + 3, len = 0;
+    char *ids = cm_xmalloc(cap);
+    ids[len++] = '{';
+    if (n > 0 && !*rc)
+        *rc = redis_open(redis_down);
+    for (int i = 0; i < n && *rc; i++) {
+        if (!xadd_rid(rc, PQgetvalue(res, i, 1)))
+            break;
+        len +=
+            (size_t)snprintf(ids + len, cap - len, "%s%s", sent ? "," : "", PQgetvalue(res, i, 0));
+        sent++;
+    }
+    ids[len++] = '}';
+    ids[len] = '\0';
+    PQclear(res);
+    if (sent > 0) {
+        const char *dp[1] = {ids};
+        if (!run(pg, NULL, "DELETE FROM room_deletions WHERE id = ANY($1::bigint[])", 1, dp)) {
+            /* sent again later: harmless (deleting a deleted room deletes nothing) */
+            free(ids);
+            rollback(pg);
+            return -1;
+        }
+    }
+    free(ids);
+    if (!run(pg, NULL, "COMMIT", 0, NULL)) {
+        rollback(pg);
+        return -1;
+    }
+    if (sent > 0)
+        cm_info("events: %d room deletion(s) sent to %s", sent, WEB_EVENTS_ROOM_DELETIONS);
+    return sent == n ? sent : -1;
+}
+
+static void *sender_main(void *arg)
+{
+    (void)arg;
+    PGconn *pg = NULL;
+    redisContext *rc = NULL;
+    bool redis_down = false;
+    pthread_mutex_lock(&mu);
+    while (!stopping) {
+        kicked = false;
+        pthread_mutex_unlock(&mu);
+        int got;
+        do {
+            if (pg && PQstatus(pg) != CONNECTION_OK) {
+                PQfinish(pg);
+                pg = NULL;
+            }
+            if (!pg)
+                pg = web_db_connect();
+            got = pg ? flush_once(&pg, &rc, &redis_down) : -1;
+        } while (got == WEB_EVENTS_BATCH);
+        pthread_mutex_lock(&mu);
+        if (stopping || kicked)
+            continue;
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += WEB_EVENTS_RETRY_MS / 1000;
+        while (!stopping && !kicked && pthread_cond_timedwait(&cv, &mu, &dl) != ETIMEDOUT)
+            ;
+    }
+    pthread_mutex_unlock(&mu);
+    if (pg)
+        PQfinish(pg);
+    redisFree(rc);
+    return NULL;
+}
+
+int web_events_start(void)
+{
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&cv, &ca);
+    pthread_condattr_destroy(&ca);
+    stopping = false;
+    if (pthread_create(&sender, NULL, sender_main, NULL) != 0) {
+        cm_error("events: cannot start the sender thread");
+        return -1;
+    }
+    started = true;
+    return 0;
+}
+
+void web_events_stop(void)
+{
+    if (!started)
+        return;
+    pthread_mutex_lock(&mu);
+    stopping = true;
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+    pthread_join(sender, NULL);
+    pthread_cond_destroy(&cv);
+    started = false;
+}
+
+void web_events_room_deleted(int64_t rid)
+{
+    cm_debug("events: room %" PRId64 " deleted: waking the sender", rid);
+    pthread_mutex_lock(&mu);
+    kicked = true;
+    pthread_cond_signal(&cv);
+    pthread_mutex_unlock(&mu);
+}
