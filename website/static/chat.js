@@ -703,6 +703,11 @@
   function onError(f) {
     const code = typeof f.code === 'string' ? f.code : '';
     const message = typeof f.message === 'string' ? f.message : '';
+    if (code === 'room_deleted') {
+      // (the pending messages stay on screen, marked, so their text is not lost)
+      stop('This room no longer exists.', '/rooms', 'See the other rooms');
+      return;
+    }
     let cid = typeof f.client_id === 'string' && pending.has(f.client_id) ? f.client_id : null;
     if (!cid) {
       for (const [k, p] of pending) {
