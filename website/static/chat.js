@@ -1003,7 +1003,8 @@
       p.li.append(s);
     }
     if (why) p.why = why;
-    if (p.sent) s.textContent = 'Sending\u2026';
+    if (stopped) s.textContent = 'Not sent';
+    else if (p.sent) s.textContent = 'Sending\u2026';
     else if (state !== 'online') s.textContent = 'Not sent yet \u2014 will send when reconnected';
     else if (p.why === 'unavailable') s.textContent = 'Not sent yet \u2014 the server is busy, trying again';
     else if (p.why === 'rate_limited') s.textContent = 'Not sent yet \u2014 sending in a moment';
