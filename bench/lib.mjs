@@ -6,6 +6,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, BUILD, ROOT, startDaemon } from '../tests/lib/proc.mjs';
 import { newSecret } from '../tests/lib/token.mjs';
+import { startRedis } from '../tests/lib/redis.mjs';
+import { startMongo } from '../tests/lib/mongo.mjs';
 
 export { ROOT, BUILD, BIN };
 export const LOADGEN = join(BUILD, 'bench', 'parley-loadgen');
@@ -32,13 +34,40 @@ export const CHAT_MEMORY_ENV = {
   CHAT_MAX_PENDING_HANDSHAKES: '1024',
 };
 
+// The chat daemon stores every message in Redis (AOF, appendfsync as in production:
+// BENCH_FSYNC, default everysec) and archives it in MongoDB (the stand-in here): both are
+// started with it, and Redis's CPU time is counted with the daemon's (redisCpuS()).
+// BENCH_CHAT_BIN runs another chat binary (e.g. one built from the commit before history)
+// the same way.
+export const FSYNC = process.env.BENCH_FSYNC || 'everysec';
 async function startChat(secret, env) {
   const port = await benchPort();
   let adminPort = await benchPort(); // /healthz, /metrics (unused here, but must be free)
   while (adminPort === port) adminPort = await benchPort();
-  const d = await startDaemon(BIN.chat, { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1',
-    CHAT_PORT: String(port), CHAT_ADMIN_PORT: String(adminPort), ...env }, [port, adminPort]);
-  return { pid: d.pid, port, stop: () => d.stop(), logs: () => d.stderr };
+  const redis = await startRedis({ aof: true, fsync: FSYNC });
+  const mongo = await startMongo();
+  const d = await startDaemon(process.env.BENCH_CHAT_BIN || BIN.chat, { JWT_SECRET: secret,
+    CHAT_LISTEN_ADDR: '127.0.0.1', CHAT_PORT: String(port), CHAT_ADMIN_PORT: String(adminPort),
+    CHAT_REDIS_PORT: String(redis.port), CHAT_MONGO_URI: mongo.uri, ...env }, [port, adminPort]);
+  // upgrades are refused (503) until the daemon has Redis
+  for (let i = 0; i < 400; i++) {
+    const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((x) => x.text()).catch(() => '');
+    if (/^chat_redis_up 1$/m.test(r) || (r && !/chat_redis_up/.test(r))) break;
+    await new Promise((res) => setTimeout(res, 25));
+  }
+  return {
+    pid: d.pid, port, adminPort, redisPid: redis.child.pid, logs: () => d.stderr,
+    redisCpuS: () => cpuSeconds(redis.child.pid),
+    async stop() { await d.stop(); await redis.cleanup(); await mongo.stop(); },
+  };
+}
+
+// utime + stime of a process, seconds (/proc/PID/stat fields 14 and 15, clock ticks of 100 Hz).
+export function cpuSeconds(pid) {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch { return 0; }
 }
 
 // Each system: start(secret, workload) resolves to {pid, port, stop(), logs()}.
@@ -124,7 +153,10 @@ export { newSecret };
 
 // Runs the load generator against a started system and resolves with its JSON result plus
 // {rc, stderr, argv}. Killed (by PID) after timeoutMs.
+// With a Redis behind the server (parley-chat), its CPU time during the run is added:
+// redis_cpu_s, and deliveries_per_cpu_s_with_redis counts both processes.
 export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000 } = {}) {
+  const redis0 = server.redisCpuS ? server.redisCpuS() : 0;
   const argv = ['--port', String(server.port), '--path', sys.path, sys.token ? '--token' : '--no-token',
     '--server-pid', String(server.pid)];
   for (const [k, v] of Object.entries(opts)) argv.push(`--${k}`, String(v));
@@ -141,6 +173,14 @@ export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000 } = {
       const line = out.trim().split('\n').pop() || '';
       let r = {};
       try { r = JSON.parse(line); } catch { r = { error: `no result (${signal || rc})` }; }
+      if (server.redisCpuS) {
+        r.redis_cpu_s = +(server.redisCpuS() - redis0).toFixed(2);
+        if (r.deliveries_per_s && r.deliveries_per_cpu_s) {
+          // deliveries / (server CPU + Redis CPU)
+          const deliveries = r.deliveries_per_cpu_s * (r.server_cpu_run_s || 0);
+          if (r.server_cpu_run_s) r.deliveries_per_cpu_s_with_redis = Math.round(deliveries / (r.server_cpu_run_s + r.redis_cpu_s));
+        }
+      }
       resolve({ ...r, rc, signal, stderr: err, argv: [LOADGEN, ...argv] });
     });
   });

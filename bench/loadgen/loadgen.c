@@ -140,11 +140,15 @@ static const char *find_bytes(const char *h, size_t hlen, const char *n, size_t 
 }
 
 /* Finds "text":"<seq> <sender> <ns>" in a frame. Returns false for frames without it
- * (welcome, join, leave, typing). */
+ * (welcome, join, leave, typing) and for Parley's history frame, whose messages (from
+ * before this connection joined, earlier runs included) are not live deliveries. */
 static bool parse_text(const char *p, size_t len, uint64_t *seq, uint64_t *sender, int64_t *ts)
 {
     static const char key[] = "\"text\"";
+    static const char hist[] = "{\"type\":\"history\"";
     const char *end = p + len;
+    if (len >= sizeof hist - 1u && !memcmp(p, hist, sizeof hist - 1u))
+        return false;
     const char *k = find_bytes(p, len, key, sizeof key - 1u);
     if (!k)
         return false;

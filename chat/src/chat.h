@@ -10,6 +10,7 @@
 
 #include <libwebsockets.h>
 
+#include "cm_token.h"
 #include "inbox.h"
 #include "index.h"
 #include "protocol.h"
@@ -53,11 +54,16 @@ struct chat_config {
     char *allowed_origins;             /* CHAT_ALLOWED_ORIGINS: cookie handshakes; "" = Host */
     char *admin_addr;                  /* CHAT_ADMIN_ADDR: listener of /healthz, /metrics */
     long long admin_port;              /* CHAT_ADMIN_PORT */
-    /* Redis and MongoDB (history; archive.c has its own connections) */
-    char *redis_host;           /* CHAT_REDIS_HOST */
-    long long redis_port;       /* CHAT_REDIS_PORT */
-    char *redis_password;       /* CHAT_REDIS_PASSWORD(_FILE): "" = no AUTH */
-    long long redis_timeout_ms; /* CHAT_REDIS_TIMEOUT_MS: connect and command timeout */
+    /* history (history.c, redis.c) */
+    char *redis_host;            /* CHAT_REDIS_HOST */
+    long long redis_port;        /* CHAT_REDIS_PORT */
+    char *redis_password;        /* CHAT_REDIS_PASSWORD(_FILE), "" = none */
+    long long redis_timeout_ms;  /* CHAT_REDIS_TIMEOUT_MS: per command and connect */
+    long long redis_max_pending; /* CHAT_REDIS_MAX_PENDING: publishes in flight */
+    long long stream_len;        /* CHAT_STREAM_LEN: messages per room kept in Redis */
+    long long idempotency_ttl;   /* CHAT_IDEMPOTENCY_TTL: s a client_id is remembered */
+    long long outbox_max;        /* CHAT_OUTBOX_MAX: unarchived messages before unavailable */
+    /* the archive (archive.c: MongoDB, its own Redis connections) */
     char *mongo_uri;            /* CHAT_MONGO_URI (secret: it may hold credentials) */
     char *mongo_db;             /* CHAT_MONGO_DB */
     long long archive_batch;    /* CHAT_ARCHIVE_BATCH: outbox entries per MongoDB write */
@@ -87,6 +93,7 @@ struct chat_frame {
 
 struct chat_room;
 struct chat_member;
+struct chat_history;
 
 /* Bytes of frames written to one connection in one syscall (conn.c batches pending frames;
  * also lws's per-write limit, the protocol's tx_packet_size). */
@@ -124,9 +131,18 @@ struct chat_conn {
     bool want_ping;     /* write a ping at the next WRITEABLE */
     int64_t last_rx_ms; /* monotonic ms of the last input seen by the sweep */
     int64_t ping_ms;    /* when the last unanswered ping was asked for, 0 = none */
+    /* history (history.c) */
+    int64_t rid;              /* the token's room id */
+    char uid[CM_UID_MAX + 1]; /* the token's public user id */
+    uint64_t since;           /* handshake since=S (has_since) */
+    uint64_t last_seq;        /* welcome.last_seq */
+    bool has_since;
+    bool held;             /* nothing is written until welcome + history are queued */
+    bool waiting;          /* held until the room knows its last seq */
+    uint8_t hist_inflight; /* history reads in flight */
 };
 
-#define CHAT_REJ_COUNT 19 /* entries of enum chat_reject */
+#define CHAT_REJ_COUNT 20 /* entries of enum chat_reject */
 struct chat_counters {
     uint64_t messages_received, messages_delivered, frames_sent, rate_limited, culled,
         protocol_errors, bad_requests, handshakes_accepted, framing_violations, idle_dropped,
@@ -156,13 +172,15 @@ enum chat_reject {
     CHAT_REJ_WRONG_ROOM,   /* token's room is not the ?room= argument (403) */
     CHAT_REJ_BAD_UPGRADE,  /* Upgrade other than websocket, e.g. h2c (403) */
     CHAT_REJ_USER_LIMIT,   /* the user's connections (in all, or to this room) at their cap (429) */
+    CHAT_REJ_STORE_DOWN,   /* Redis not connected: messages could not be stored (503) */
 };
-_Static_assert(CHAT_REJ_USER_LIMIT + 1 == CHAT_REJ_COUNT, "CHAT_REJ_COUNT counts chat_reject");
+_Static_assert(CHAT_REJ_STORE_DOWN + 1 == CHAT_REJ_COUNT, "CHAT_REJ_COUNT counts chat_reject");
 
 struct chat_server {
     const struct chat_config *cfg;
     struct lws_context *ctx;
     struct chat_rooms *rooms;
+    struct chat_history *hist; /* history.c: Redis, the archive */
     struct chat_counters n;
     struct chat_index index; /* established connections by id and by user */
     struct chat_inbox inbox; /* events from other threads (chat_conn_drain_inbox) */
@@ -220,6 +238,17 @@ void chat_conn_shutdown_all(struct chat_server *srv);
  * per-connection validity timers, whose sorted insertion is O(n) each at scale). */
 void chat_conn_sweep_start(struct chat_server *srv);
 void chat_conn_sweep_stop(struct chat_server *srv);
+
+/* conn.c, for history.c: queue a private frame (-1 when the queue is full: f is freed), close
+ * with a code from the next WRITEABLE, queue welcome + history before everything else and
+ * stop holding c, fan a frame out to a room (takes ownership), build c's welcome. */
+int chat_conn_send_private(struct chat_server *srv, struct chat_conn *c, struct chat_frame *f);
+void chat_conn_close(struct chat_server *srv, struct chat_conn *c, enum lws_close_status code,
+                     const char *why);
+void chat_conn_release(struct chat_server *srv, struct chat_conn *c, struct chat_frame *welcome,
+                       struct chat_frame *history);
+void chat_room_broadcast(struct chat_server *srv, struct chat_room *room, struct chat_frame *f);
+struct chat_frame *chat_conn_welcome(const struct chat_conn *c);
 
 /* Allocates a frame holding a copy of payload. Caller owns it (free()). */
 struct chat_frame *chat_frame_new(const void *payload, size_t len, enum chat_frame_kind kind);

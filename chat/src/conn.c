@@ -2,6 +2,7 @@
  * write only on WRITEABLE, leave on close. Everything runs on the single lws service
  * thread (LWS_MAX_SMP is 1 in Debian's build), so no locks. */
 #include "chat.h"
+#include "history.h"
 #include "fanout.h"
 #include "protocol.h"
 #include "rawguard.h"
@@ -120,6 +121,38 @@ static int close_soon(struct chat_server *srv, struct chat_conn *c, enum lws_clo
     return 0;
 }
 
+int chat_conn_send_private(struct chat_server *srv, struct chat_conn *c, struct chat_frame *f)
+{
+    return send_private(srv, c, f);
+}
+
+void chat_conn_close(struct chat_server *srv, struct chat_conn *c, enum lws_close_status code,
+                     const char *why)
+{
+    (void)close_soon(srv, c, code, why);
+}
+
+struct chat_frame *chat_conn_welcome(const struct chat_conn *c)
+{
+    return chat_proto_welcome(c->room, ident_uid(c), ident_email(c), ident_name(c));
+}
+
+/* welcome and history go before any reply already queued (a paging answer, an error), and
+ * outside the reply bound: two frames, once per connection */
+void chat_conn_release(struct chat_server *srv, struct chat_conn *c, struct chat_frame *welcome,
+                       struct chat_frame *history)
+{
+    history->next = c->priv_head;
+    welcome->next = history;
+    if (!c->priv_head)
+        c->priv_tail = history;
+    c->priv_head = welcome;
+    c->npriv += 2;
+    c->held = false;
+    (void)srv;
+    lws_callback_on_writable(c->wsi);
+}
+
 /* CHAT_SNDBUF: the kernel memory an unread connection can pin is its send buffer; Linux
  * doubles the value for bookkeeping and stops autotuning it (socket(7) SO_SNDBUF). */
 static void set_sndbuf(struct chat_server *srv, int fd)
@@ -209,9 +242,12 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
      * join is not sent to it, and it never sees history from before it arrived */
     chat_room_link(room, c);
     c->next_seq = room->ring.head;
-    (void)send_private(srv, c,
-                       chat_proto_welcome(room, ident_uid(c), ident_email(c), ident_name(c)));
     chat_rawguard_attach(fd, c);
+    /* welcome (with last_seq) and the history frame come when the room's stream says where
+     * this connection starts; the ring position above is that point */
+    if (chat_history_join(srv, c) < 0)
+        (void)close_soon(srv, c, (enum lws_close_status)CHAT_CLOSE_TRY_AGAIN_LATER,
+                         "room was replaced");
     srv->n.handshakes_accepted++;
     cm_info("connection accepted room=%s user=%s tabs=%u", room->name, ident_uid(c),
             c->member->tabs);
@@ -276,12 +312,12 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
         chat_req_free(&req);
         return rc;
     }
-    struct chat_room *room = c->room;
-    srv->n.messages_received++;
-    chat_fanout_room(srv, room,
-                     chat_proto_message(srv->boot_id, ++srv->next_msg_seq, req.client_id,
-                                        req.client_id_len, room->name, c->member->uid,
-                                        c->member->name, req.text, req.text_len, cm_now_ms()));
+    if (req.type == CHAT_REQ_HISTORY) {
+        chat_history_page(srv, c, &req);
+    } else {
+        srv->n.messages_received++;
+        chat_history_publish(srv, c, &req); /* delivered from the room's subscription */
+    }
     chat_req_free(&req);
     return 0;
 }
@@ -366,6 +402,8 @@ int chat_conn_writeable(struct chat_server *srv, struct chat_conn *c)
         return 0;
     /* it could write: whatever it still has pending waits from now (slow-reader grace) */
     c->wait_ms = 0;
+    if (c->held && !c->close_code)
+        return 0; /* welcome + history first (chat_conn_release) */
     if (c->close_code && c->priv_head) {
         /* the replies that explain the close (rate_limited) go out before it */
         for (int i = 0; i < CHAT_WRITE_BATCH && c->priv_head; i++) {
@@ -533,6 +571,8 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
         }
         c->member = NULL;
         c->room = NULL;
+        if (!room->nconns && !room->nmembers)
+            chat_history_room_gone(srv, room);
         chat_rooms_release(srv->rooms, room);
         c->established = false;
     }

@@ -1,5 +1,6 @@
 /* Cookie, Origin and query parsing of the WebSocket handshake (see handshake.h). */
 #include "handshake.h"
+#include "history.h"
 
 #include <string.h>
 #include <strings.h>
@@ -222,7 +223,8 @@ enum chat_query_rc chat_query_arg(const char *a, size_t len, struct chat_query *
     if (nl == sizeof tok - 1 && !strncasecmp(a, tok, nl))
         return CHAT_QUERY_TOKEN;
     if (len >= sizeof since - 1 && !memcmp(a, since, sizeof since - 1)) {
-        if (q->has_since)
+        if (q->has_since ||
+            chat_history_parse_since(a + sizeof since - 1, len - (sizeof since - 1), &q->since) < 0)
             return CHAT_QUERY_BAD;
         q->has_since = true;
         return CHAT_QUERY_OK;

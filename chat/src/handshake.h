@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "cm_token.h"
 
@@ -69,7 +70,8 @@ enum chat_query_rc {
 struct chat_query {
     char room[CM_ROOM_MAX + 1]; /* room=NAME (cm_room_name_valid), NUL-terminated */
     bool has_room;
-    bool has_since; /* since=S: resume point of history (its value is checked there) */
+    bool has_since; /* since=S: resume point of history */
+    uint64_t since; /* its value: 1..16 decimal digits, at most 2^53-1 (else CHAT_QUERY_BAD) */
 };
 
 /* One argument of the query of GET /ws, as lws splits and URL-decodes them (one fragment

@@ -6,6 +6,7 @@
  * is bounded (CM_TOKEN_MAX_LEN). The token comes in a header, never in the URL
  * (docs/protocol.md "Connecting"). */
 #include "chat.h"
+#include "history.h"
 #include "handshake.h"
 #include "rawguard.h"
 #include "room.h"
@@ -29,7 +30,7 @@ static const char *const reject_label[CHAT_REJ_COUNT] = {
     "missing_token", "token_too_long", "malformed",    "bad_alg",      "bad_signature",
     "expired",       "not_yet_valid",  "bad_issuer",   "bad_audience", "bad_claim",
     "over_capacity", "shutting_down",  "token_in_url", "bad_query",    "bad_cookie",
-    "bad_origin",    "wrong_room",     "bad_upgrade",  "user_limit",
+    "bad_origin",    "wrong_room",     "bad_upgrade",  "user_limit",   "store_unavailable",
 };
 
 static struct chat_server *server_of(struct lws *wsi)
@@ -105,6 +106,7 @@ static const struct refusal *refusal_of(enum chat_reject why)
     switch (why) {
     case CHAT_REJ_OVER_CAPACITY:
     case CHAT_REJ_SHUTTING_DOWN:
+    case CHAT_REJ_STORE_DOWN:
         return &refusal_503;
     case CHAT_REJ_TOKEN_IN_URL:
         return &refusal_url;
@@ -319,6 +321,13 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
      * chat_conn_established checks again, since handshakes in flight are not counted yet */
     if (chat_user_admit(srv, cl.uid, cl.room) != CHAT_ADMIT_OK)
         return reject(srv, wsi, CHAT_REJ_USER_LIMIT);
+    /* a connection that could not store a message is no use: say so before the upgrade */
+    if (!chat_history_available(srv->hist))
+        return reject(srv, wsi, CHAT_REJ_STORE_DOWN);
+    c->since = q.since;
+    c->has_since = q.has_since;
+    c->rid = cl.rid;
+    memcpy(c->uid, cl.uid, sizeof c->uid);
 
     chat_conn_set_identity(c, &cl);
     c->authed = true;
@@ -420,6 +429,7 @@ static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri,
         struct cm_buf b;
         cm_buf_init(&b);
         metrics_body(srv, &b);
+        chat_history_metrics(srv->hist, &b);
         rc = http_respond(wsi, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, b.data,
                           b.len, false);
         cm_buf_free(&b);
@@ -497,6 +507,7 @@ int chat_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *
         return 0;
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
         chat_conn_drain_inbox(srv); /* main.c checks its stop flag after every round */
+        chat_history_drain(srv);    /* the archive's answers */
         return 0;
     default:
         break;

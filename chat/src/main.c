@@ -1,6 +1,9 @@
 /* parley-chat: configuration, signals, the lws context and the service loop. */
+#include "archive.h"
 #include "chat.h"
+#include "history.h"
 #include "rawguard.h"
+#include "redis.h"
 #include "room.h"
 
 #include <signal.h>
@@ -74,6 +77,14 @@ int main(void)
 
     cm_signals_install(on_signal);
 
+    /* the archive's threads connect to Redis and MongoDB in the background (neither needs to
+     * be up); it fails only on a CHAT_MONGO_URI that does not parse */
+    struct chat_archive *archive = chat_archive_new(&cfg);
+    if (!archive) {
+        chat_config_free();
+        return 2;
+    }
+
     struct rlimit rl;
     size_t guard_fds = 4096;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
@@ -98,9 +109,12 @@ int main(void)
 
     static const struct lws_protocols proto_template = {
         "parley-chat", chat_http_callback, sizeof(struct chat_conn), 0, 0, NULL, 0};
-    struct lws_protocols protocols[2];
+    struct lws_protocols protocols[3];
     memset(protocols, 0, sizeof protocols);
     protocols[0] = proto_template;
+    /* Redis's sockets, adopted as raw files (redis.c) */
+    protocols[1].name = CHAT_REDIS_PROTOCOL;
+    protocols[1].callback = chat_redis_lws_callback;
     protocols[0].rx_buffer_size = (size_t)cfg.rx_buffer;
     /* lws_issue_raw sends at most tx_packet_size (else rx_buffer_size) + LWS_PRE + 4 bytes
      * per write and buffers the rest: let a batch of frames go out in one send() */
@@ -143,6 +157,7 @@ int main(void)
         chat_index_free(&srv.index);
         chat_inbox_free(&srv.inbox);
         chat_rawguard_free();
+        chat_archive_free(archive);
         chat_config_free();
         return 1;
     }
@@ -152,6 +167,7 @@ int main(void)
         lws_context_destroy(ctx);
         chat_rooms_free(srv.rooms);
         chat_rawguard_free();
+        chat_archive_free(archive);
         chat_config_free();
         return 1;
     }
@@ -160,11 +176,14 @@ int main(void)
     chat_inbox_set_context(&srv.inbox, ctx);
     cm_info("listening on %s:%lld (WebSocket at /ws), admin on %s:%lld (/healthz, /metrics)",
             cfg.listen_addr, cfg.port, cfg.admin_addr, cfg.admin_port);
+    srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), archive);
     chat_conn_sweep_start(&srv);
 
-    while (!stop_requested)
+    while (!stop_requested) {
         if (lws_service(ctx, 0) < 0)
             break;
+        chat_history_flush(srv.hist);
+    }
 
     /* SIGTERM: refuse new upgrades, send every client a 1001 close, give them
      * CHAT_SHUTDOWN_GRACE_MS to be written, then tear the rest down */
@@ -180,6 +199,9 @@ int main(void)
     chat_conn_sweep_stop(&srv);
     if (srv.nconns)
         cm_warn("%zu connections did not close in time", srv.nconns);
+    chat_history_free(srv.hist);
+    srv.hist = NULL;
+    chat_archive_free(archive); /* before the context: its threads wake it */
     the_ctx = NULL;
     chat_inbox_set_context(&srv.inbox, NULL);
     lws_context_destroy(ctx);

@@ -60,6 +60,8 @@ int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
         req->type = CHAT_REQ_TYPING;
         return 0;
     }
+    if (!strcmp(type->valuestring, "history"))
+        return chat_proto_parse_history(root, req, err);
     if (strcmp(type->valuestring, "message") != 0)
         return fail(err, req, "bad_request", "unknown \"type\"");
     req->type = CHAT_REQ_MESSAGE;
@@ -83,6 +85,44 @@ int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
     /* count code points, not bytes: 4000 characters of CJK are 12000 bytes */
     if (cm_utf8_count(req->text, req->text_len) > lim->max_text_chars)
         return fail(err, req, "too_long", "\"text\" is longer than the limit");
+    return 0;
+}
+
+/* A seq cursor or a limit: a JSON number that is an integer in [min, max]. cJSON keeps
+ * numbers as doubles: a fraction, an exponent beyond 2^53 (where doubles stop being exact),
+ * NaN/Inf and anything that is not a number are refused, so "1e300", "-1", "2.5", "\"5\"" and
+ * 9007199254740993 (which would round to 2^53) all get bad_request. */
+static int int_field(const cJSON *item, double min, double max, uint64_t *out)
+{
+    if (!cJSON_IsNumber(item))
+        return -1;
+    double v = item->valuedouble;
+    if (!(v >= min && v <= max) || v != (double)(int64_t)v)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+int chat_proto_parse_history(const void *root_, struct chat_req *req, struct chat_proto_err *err)
+{
+    const cJSON *root = root_;
+    const cJSON *before = cJSON_GetObjectItemCaseSensitive(root, "before");
+    const cJSON *after = cJSON_GetObjectItemCaseSensitive(root, "after");
+    const cJSON *limit = cJSON_GetObjectItemCaseSensitive(root, "limit");
+    req->type = CHAT_REQ_HISTORY;
+    if ((before != NULL) == (after != NULL))
+        return fail(err, req, "bad_request",
+                    "history needs exactly one of \"before\" and \"after\"");
+    /* 2^53 - 1 (CHAT_SEQ_MAX); before 0 would ask for nothing, as a client bug */
+    if (before && int_field(before, 1, 9007199254740991.0, &req->hist_cursor) < 0)
+        return fail(err, req, "bad_request", "\"before\" must be an integer from 1 to 2^53-1");
+    if (after && int_field(after, 0, 9007199254740991.0, &req->hist_cursor) < 0)
+        return fail(err, req, "bad_request", "\"after\" must be an integer from 0 to 2^53-1");
+    req->hist_dir = before ? 'b' : 'a';
+    uint64_t l = 50;
+    if (limit && int_field(limit, 1, 100, &l) < 0)
+        return fail(err, req, "bad_request", "\"limit\" must be an integer from 1 to 100");
+    req->hist_limit = (unsigned)l;
     return 0;
 }
 
@@ -215,4 +255,28 @@ struct chat_frame *chat_proto_error(const char *code, const char *message, const
     }
     cm_buf_puts(&b, "}");
     return frame_end(&b, CHAT_FRAME_EVENT);
+}
+
+char *chat_proto_message_tail(const char *client_id, size_t client_id_len, const char *room,
+                              const char *uid, const char *name, const char *text, size_t text_len,
+                              int64_t ts_ms, size_t *len)
+{
+    struct cm_buf b;
+    cm_buf_init(&b);
+    cm_buf_reserve(&b, text_len + 256);
+    cm_buf_puts(&b, ",\"client_id\":");
+    if (client_id)
+        cm_buf_append_json(&b, client_id, client_id_len);
+    else
+        cm_buf_puts(&b, "null");
+    cm_buf_puts(&b, ",\"room\":");
+    json_cstr(&b, room);
+    cm_buf_puts(&b, ",\"user\":{\"id\":");
+    json_cstr(&b, uid);
+    cm_buf_puts(&b, ",\"name\":");
+    json_cstr(&b, name);
+    cm_buf_puts(&b, "},\"text\":");
+    cm_buf_append_json(&b, text, text_len);
+    cm_buf_printf(&b, ",\"ts\":%" PRId64 "}", ts_ms);
+    return cm_buf_take(&b, len);
 }

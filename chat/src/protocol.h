@@ -14,7 +14,7 @@ struct chat_room;
 /* Random hex digits that start every message id of one daemon process (chat_boot_id). */
 #define CHAT_BOOT_ID_HEX 16
 
-enum chat_req_type { CHAT_REQ_MESSAGE = 1, CHAT_REQ_TYPING = 2 };
+enum chat_req_type { CHAT_REQ_MESSAGE = 1, CHAT_REQ_TYPING = 2, CHAT_REQ_HISTORY = 3 };
 
 struct chat_limits {
     size_t max_text_chars; /* code points */
@@ -29,6 +29,11 @@ struct chat_req {
     size_t text_len;
     const char *client_id; /* NULL if absent */
     size_t client_id_len;
+    /* CHAT_REQ_HISTORY (chat_proto_parse_history): 'b' (before) or 'a' (after), the seq
+     * cursor (before: 1..2^53-1, after: 0..2^53-1) and the page size (1..100) */
+    char hist_dir;
+    uint64_t hist_cursor;
+    unsigned hist_limit;
     void *root;
 };
 
@@ -48,6 +53,10 @@ struct chat_proto_err {
 int chat_proto_parse(const char *buf, size_t len, const struct chat_limits *lim,
                      struct chat_req *req, struct chat_proto_err *err);
 void chat_req_free(struct chat_req *req);
+/* The `history` paging frame ({"type":"history","before"|"after":S,"limit":L}, docs/
+ * protocol.md) of the parsed object root (a cJSON *): fills req->hist_*; -1 and err when a
+ * value is missing, not an integer or out of range. Called by chat_proto_parse. */
+int chat_proto_parse_history(const void *root, struct chat_req *req, struct chat_proto_err *err);
 
 /* Frame builders. Each returns a new frame the caller owns. */
 /* Users appear in frames as {"id": uid, "name": name}: never the email, which is personal
@@ -62,6 +71,13 @@ struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char
                                       size_t client_id_len, const char *room, const char *uid,
                                       const char *name, const char *text, size_t text_len,
                                       int64_t ts_ms);
+/* The stored message frame (docs/protocol.md) is built by Redis's publish script from
+ * {"type":"message","id":"<rid>-<seq>","seq":<seq> and this tail, which holds everything
+ * after the seq value: ,"client_id":..,"room":..,"user":{"id":uid,"name":..},"text":..,
+ * "ts":<unix ms>}. Returns a malloc'd string of *len bytes (NUL-terminated). */
+char *chat_proto_message_tail(const char *client_id, size_t client_id_len, const char *room,
+                              const char *uid, const char *name, const char *text, size_t text_len,
+                              int64_t ts_ms, size_t *len);
 /* client_id (NULL if none) is echoed so the client knows which message was refused. */
 struct chat_frame *chat_proto_error(const char *code, const char *message, const char *client_id,
                                     size_t client_id_len);

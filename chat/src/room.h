@@ -28,6 +28,16 @@ struct chat_room {
     struct chat_conn *conns;
     size_t nconns;
     struct chat_ring ring;
+    /* history.c: the Redis subscription and the delivery cursor */
+    struct chat_room *rid_next; /* history.c's index by rid */
+    int64_t rid;                /* rooms.id, 0 until the first join */
+    uint64_t hgen;              /* incarnation: answers for an older one are dropped */
+    uint64_t delivered;         /* last seq put into the ring */
+    uint64_t seen_max;          /* highest seq seen on the channel */
+    uint8_t hstate;             /* history.c enum hstate */
+    bool synced;                /* delivered is known */
+    bool syncing;               /* GET of the counter in flight */
+    bool fetching;              /* a gap fetch (XRANGE) in flight */
 };
 
 struct chat_rooms {

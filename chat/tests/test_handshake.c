@@ -275,10 +275,20 @@ static void test_query(void **state)
     assert_string_equal(cq.room, "lobby");
     /* a second room argument, even the same one, is refused */
     assert_int_equal(q("room=lobby", &cq), CHAT_QUERY_BAD);
-    /* since= once (its value is history's to check) */
+    /* since= once, a decimal integer 0..2^53-1 */
     assert_int_equal(q("since=42", &cq), CHAT_QUERY_OK);
     assert_true(cq.has_since);
+    assert_true(cq.since == 42);
     assert_int_equal(q("since=42", &cq), CHAT_QUERY_BAD);
+    static const char *const bad_since[] = {"since=",    "since=-1",  "since=1.5",
+                                            "since=abc", "since=1e3", "since=9007199254740992",
+                                            "since= 1",  "since=+1",  "since=0x1"};
+    for (size_t i = 0; i < sizeof bad_since / sizeof bad_since[0]; i++) {
+        memset(&cq, 0, sizeof cq);
+        assert_int_equal(q(bad_since[i], &cq), CHAT_QUERY_BAD);
+    }
+    memset(&cq, 0, sizeof cq);
+    assert_int_equal(q("since=9007199254740991", &cq), CHAT_QUERY_OK);
 
     static const char *const tokens[] = {"access_token=eyJ.x.y", "access_token=", "access_token",
                                          "ACCESS_TOKEN=x", "Access_Token=x"};

@@ -1,43 +1,49 @@
-// Message ids a client can de-duplicate by: never reused by a restarted daemon or by a room
-// that emptied and came back; and error frames that name the refused message's client_id.
+// Message ids a client can de-duplicate by: "<rid>-<seq>" with the room's Redis sequence, so
+// never reused by a restarted daemon or by a room that emptied and came back; and error frames
+// that name the refused message's client_id.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startChat, Client } from './lib.mjs';
+import { startRedis } from '../lib/redis.mjs';
+import { ridOf } from '../lib/token.mjs';
 
-const ID = /^([0-9a-f]{16})-([1-9][0-9]*)$/;
+const ID = /^([1-9][0-9]*)-([1-9][0-9]*)$/;
 
 async function say(chat, room, sub, texts) {
   const c = await Client.open(chat.url(chat.token({ sub, name: sub, room })));
   const ids = [];
   for (const text of texts) {
     c.send({ type: 'message', text, client_id: `cid-${text}` });
-    ids.push((await c.next((f) => f.type === 'message' && f.text === text)).id);
+    const m = await c.next((f) => f.type === 'message' && f.text === text);
+    assert.equal(m.id, `${m.id.split('-')[0]}-${m.seq}`, 'the id ends with the seq');
+    ids.push(m.id);
   }
   await c.close();
   return ids;
 }
 
 test('ids are unique across daemon restarts and rooms that empty, and increase within a room', async () => {
-  const first = await startChat();
+  const redis = await startRedis({ aof: true });
+  const first = await startChat({}, { redis });
   const a = await say(first, 'ids', 'ann@x.org', ['a1', 'a2', 'a3']);
   // the room emptied (its only client left): it is created anew for the next client
   const b = await say(first, 'ids', 'bob@x.org', ['b1', 'b2']);
   const other = await say(first, 'other-room', 'cy@x.org', ['c1']);
   await first.d.stop();
-  const second = await startChat();
-  const c = await say(second, 'ids', 'ann@x.org', ['a1', 'a2']);
+  const second = await startChat({}, { redis });
+  const c = await say(second, 'ids', 'ann@x.org', ['a4', 'a5']);
   await second.d.stop();
+  await redis.cleanup();
 
   const all = [...a, ...b, ...other, ...c];
-  for (const id of all) assert.match(id, ID, 'an id is "<16 hex digits>-<decimal>"');
+  for (const id of all) assert.match(id, ID, 'an id is "<rid>-<seq>"');
   assert.equal(new Set(all).size, all.length, `no id is ever repeated: ${all.join(' ')}`);
-  const seq = (id) => BigInt(ID.exec(id)[2]);
-  const boot = (id) => ID.exec(id)[1];
-  const sameProcess = [...a, ...b];
-  for (let i = 1; i < sameProcess.length; i++)
-    assert.ok(seq(sameProcess[i]) > seq(sameProcess[i - 1]), 'increasing within the room');
-  assert.equal(boot(a[0]), boot(b[0]), 'one prefix per process');
-  assert.notEqual(boot(a[0]), boot(c[0]), 'a restarted daemon has a new prefix');
+  const seq = (id) => Number(ID.exec(id)[2]);
+  const room = (id) => Number(ID.exec(id)[1]);
+  const ids = [...a, ...b, ...c];
+  assert.deepEqual(ids.map(seq), [1, 2, 3, 4, 5, 6, 7], 'one sequence per room, across restarts');
+  for (const id of ids) assert.equal(room(id), ridOf('ids'));
+  assert.equal(seq(other[0]), 1, 'another room has its own sequence');
 });
 
 test('an error refusing a message frame carries its client_id', async () => {

@@ -5,6 +5,15 @@ import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { BIN, freePort, startDaemon, sleep } from '../lib/proc.mjs';
 import { mintToken, newSecret } from '../lib/token.mjs';
+import { startRedis } from '../lib/redis.mjs';
+import { startMongo } from '../lib/mongo.mjs';
+
+// One MongoDB stand-in per test process (each daemon gets a database of its own).
+let mongo;
+async function sharedMongo() {
+  if (!mongo) mongo = startMongo({ unref: true });
+  return mongo;
+}
 
 export const ASAN = process.env.PARLEY_ASAN === '1' || process.env.PARLEY_ASAN === 'ON';
 // Generous: everything also runs under ASan on two shared cores.
@@ -14,23 +23,38 @@ export const T = ASAN ? 60000 : 20000;
 const adminPorts = new Map();
 
 // Starts parley-chat on two free ports: `port` (public: only /ws) and `adminPort` (/healthz,
-// /metrics). chat.url(token, query) is a connect target for Client: the URL (never with the
-// token in it; query such as 'since=5' or '&since=5') and the Authorization: Bearer header;
+// /metrics), with a Redis of its own (a real redis-server on a free port) unless opts.redis
+// (a startRedis() handle) is shared, and waits until the daemon has connected to it
+// (upgrades are refused with 503 before). opts.port / opts.secret restart a daemon in place.
+// The archive writes to the MongoDB stand-in (a database per daemon) unless CHAT_MONGO_URI is
+// passed (e.g. an unreachable one, so the outbox keeps what it holds).
+// chat.url(token, query) is a connect target for Client: the URL (never with the token in
+// it; query such as 'since=5' or '&since=5') and the Authorization: Bearer header;
 // chat.cookieTarget(token, room, origin) is how a browser connects: /ws?room=ROOM with the
 // parley_ws_ROOM cookie and an Origin header.
-export async function startChat(env = {}) {
-  const port = await freePort();
-  let adminPort = await freePort();
+export async function startChat(env = {}, { redis, port, adminPort, secret, waitRedis = true } = {}) {
+  port = port || await freePort();
+  adminPort = adminPort || await freePort();
   while (adminPort === port) adminPort = await freePort();
-  const secret = newSecret();
+  secret = secret || newSecret();
+  const r = redis || await startRedis();
+  const m = env.CHAT_MONGO_URI ? null : await sharedMongo();
+  const mongoEnv = m ? { CHAT_MONGO_URI: m.uri, CHAT_MONGO_DB: `t${randomBytes(6).toString('hex')}` } : {};
   const d = await startDaemon(BIN.chat, {
     JWT_SECRET: secret, CHAT_PORT: String(port), CHAT_LISTEN_ADDR: '127.0.0.1',
-    CHAT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info', ...env,
+    CHAT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info',
+    CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), ...mongoEnv, ...env,
   }, [port, adminPort]);
   adminPorts.set(port, adminPort);
+  if (!redis) {
+    // this Redis lives as long as the daemon
+    const stop = d.stop;
+    d.stop = async (...a) => { const x = await stop(...a); await r.cleanup(); return x; };
+  }
+  if (waitRedis) await until(async () => (await metrics(port)).chat_redis_up === 1, T, 'chat connected to redis');
   const base = `ws://127.0.0.1:${port}/ws`;
   return {
-    d, port, adminPort, secret,
+    d, port, adminPort, secret, redis: r, mongoDb: mongoEnv.CHAT_MONGO_DB,
     token: (opts = {}) => mintToken(secret, opts),
     url: (tok, query = '') => ({ url: query ? `${base}?${query.replace(/^[?&]/, '')}` : base,
       headers: tok ? { Authorization: `Bearer ${tok}` } : {} }),

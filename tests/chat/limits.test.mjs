@@ -3,8 +3,8 @@
 // shared reassembly budget (1013).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startChat, Client, RawWs, metrics, until, T } from './lib.mjs';
 import { uidOf } from '../lib/token.mjs';
+import { startChat, Client, RawWs, metrics, until, T } from './lib.mjs';
 
 let chat;
 before(async () => {

@@ -22,6 +22,8 @@ import { randomBytes } from 'node:crypto';
 import { startPostgres } from './pg.mjs';
 import { BIN, ROOT, freePort, waitForPort, startDaemon, sleep } from './proc.mjs';
 import { newSecret } from './token.mjs';
+import { startRedis } from './redis.mjs';
+import { startMongo } from './mongo.mjs';
 
 export const NGINX = process.env.NGINX || '/usr/sbin/nginx';
 export const STATIC_DIR = join(ROOT, 'website', 'static');
@@ -30,6 +32,20 @@ export const SANITIZER_RE = /ERROR: (AddressSanitizer|LeakSanitizer)|runtime err
 
 // Polls GET url until it answers `status` (the website is ready once its /healthz says the
 // database answers, which is after its migrations ran).
+// The chat daemon answers 503 to upgrades until it has connected to Redis: wait for that.
+async function waitForRedis(port, d) {
+  const end = Date.now() + START_TIMEOUT_MS;
+  while (Date.now() < end) {
+    if (d.child.exitCode !== null || d.child.signalCode !== null) throw new Error(`chat exited:\n${d.stderr}`);
+    try {
+      const r = await fetch(`http://127.0.0.1:${port}/metrics`);
+      if (/^chat_redis_up 1$/m.test(await r.text())) return;
+    } catch { /* not yet */ }
+    await sleep(50);
+  }
+  throw new Error(`chat did not connect to Redis:\n${d.stderr}`);
+}
+
 export async function waitForHttp(url, { status = 200, timeoutMs = START_TIMEOUT_MS, exited } = {}) {
   const until = Date.now() + timeoutMs;
   let last = 'no answer';
@@ -106,7 +122,7 @@ export async function startStack(opts = {}) {
   const secret = opts.secret || newSecret();
   const admin = { email: opts.adminEmail || 'admin@example.com',
     password: opts.adminPassword || randomBytes(12).toString('base64url') };
-  const s = { dir, secret, admin, pg: null, website: null, chat: null, nginx: null,
+  const s = { dir, secret, admin, pg: null, redis: null, website: null, chat: null, nginx: null,
     sanitizerReports: [] };
   const accessLog = join(dir, 'access.log');
   const errorLog = join(dir, 'error.log');
@@ -118,6 +134,8 @@ export async function startStack(opts = {}) {
       if (part) await part.stop().catch(() => {});
     }
     if (s.pg) await s.pg.destroy().catch(() => {});
+    if (s.redis) await s.redis.cleanup().catch(() => {});
+    if (s.mongo) await s.mongo.stop().catch(() => {});
     if (process.env.PARLEY_KEEP_TMP) process.stderr.write(`stack: kept ${dir}\n`);
     else rmSync(dir, { recursive: true, force: true });
     const reports = [...s.sanitizerReports];
@@ -129,6 +147,10 @@ export async function startStack(opts = {}) {
 
   try {
     s.pg = await startPostgres();
+    // Redis orders and stores messages (the chat daemon refuses upgrades until it has it)
+    s.redis = await startRedis({ aof: true });
+    if (opts.mongo) s.mongo = await startMongo({ storage: join(dir, 'mongo') });
+    const redisEnv = { CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(s.redis.port) };
     const webPort = await freePort();
     const chatPort = await freePort();
     const chatAdminPort = await freePort();
@@ -138,9 +160,11 @@ export async function startStack(opts = {}) {
 
     s.webEnv = { ...s.pg.env, JWT_SECRET: secret, WEB_LISTEN_ADDR: '127.0.0.1',
       WEB_PORT: String(webPort), ADMIN_EMAIL: admin.email, ADMIN_PASSWORD: admin.password,
-      STATIC_DIR, TRUST_PROXY: '1', COOKIE_SECURE: '0', LOG_LEVEL: 'info', ...opts.webEnv };
+      STATIC_DIR, TRUST_PROXY: '1', COOKIE_SECURE: '0', LOG_LEVEL: 'info',
+      WEB_REDIS_HOST: '127.0.0.1', WEB_REDIS_PORT: String(s.redis.port), ...opts.webEnv };
     s.chatEnv = { JWT_SECRET: secret, CHAT_LISTEN_ADDR: '127.0.0.1', CHAT_PORT: String(chatPort),
-      CHAT_ADMIN_PORT: String(chatAdminPort), LOG_LEVEL: 'info', ...opts.chatEnv };
+      CHAT_ADMIN_PORT: String(chatAdminPort), LOG_LEVEL: 'info', ...redisEnv,
+      ...(s.mongo ? { CHAT_MONGO_URI: s.mongo.uri } : {}), ...opts.chatEnv };
 
     s.website = await startDaemon(BIN.website, s.webEnv, webPort, { timeoutMs: START_TIMEOUT_MS });
     s.website.port = webPort;
@@ -152,6 +176,7 @@ export async function startStack(opts = {}) {
         { timeoutMs: START_TIMEOUT_MS });
       s.chat.port = chatPort;
       s.chat.adminPort = chatAdminPort; // /healthz, /metrics (never proxied by nginx)
+      await waitForRedis(chatAdminPort, s.chat);
     };
     s.stopChat = async () => {
       if (!s.chat) return;
