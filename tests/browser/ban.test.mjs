@@ -54,8 +54,8 @@ async function banThroughAdminPage(email) {
   const { page } = admin;
   await page.goto('/admin');
   const row = page.locator('tr', { hasText: email });
-  await Promise.all([page.waitForURL(/\/admin/),
-    row.locator('form[action$="/ban"] [type="submit"]').click()]);
+  await row.locator('form[action$="/ban"] [type="submit"]').click();
+  await Promise.all([page.waitForEvent('load'), page.locator('dialog .confirm-yes').click()]);
 }
 
 test('an admin bans a user with the admin page form: the next token fails and the page says why',
@@ -107,7 +107,9 @@ test('a user who logged out in another tab is told to log in again', () => withL
   const banner = ann.page.locator('#chat .chat-banner');
   await banner.waitFor({ state: 'visible' });
   assert.match(await banner.textContent(), /logged out/i);
-  assert.equal(await banner.locator('a').getAttribute('href'), '/login');
+  // the login leads back into the room
+  assert.equal(await banner.locator('a').getAttribute('href'),
+    `/login?next=${encodeURIComponent(`/rooms/${room}`)}`);
   assert.equal(ann.tokens.at(-1), 401);
 }));
 
@@ -125,8 +127,9 @@ test('a deleted room: the page says the room is gone', () => withLogs(async () =
     await openRoom(carol, name);
     // Delete through the admin page's form for that room.
     await admin.page.goto('/admin');
-    await Promise.all([admin.page.waitForURL(/\/admin/),
-      admin.page.locator(`form[action="/admin/rooms/${name}/delete"] [type="submit"]`).click()]);
+    await admin.page.locator(`form[action="/admin/rooms/${name}/delete"] [type="submit"]`).click();
+    await Promise.all([admin.page.waitForEvent('load'),
+      admin.page.locator('dialog .confirm-yes').click()]);
     await stack.restartChat();
     const banner = carol.page.locator('#chat .chat-banner');
     await banner.waitFor({ state: 'visible' });

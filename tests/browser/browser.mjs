@@ -118,10 +118,17 @@ export async function say(u, text) {
   await input.press('Enter');
 }
 
-// Every message shown in the log, in order: {author, text, own, pending}.
+// Every message shown in the log, in order: {author (display name), authorId (public id), seq,
+// text, own, other, pending}.
 export function messages(u) {
   return u.page.$$eval('#chat .chat-log .msg', (lis) => lis.map((li) => ({
-    author: li.dataset.author,
+    author: (() => {
+      const a = li.querySelector('.msg-author');
+      const m = /^You \((.*)\)$/s.exec(a.getAttribute('aria-label') || '');
+      return m ? m[1] : a.textContent;
+    })(),
+    authorId: li.dataset.author,
+    seq: li.dataset.seq ? Number(li.dataset.seq) : null,
     text: li.querySelector('.msg-text').textContent,
     own: li.classList.contains('msg-own'),
     other: li.classList.contains('msg-other'),

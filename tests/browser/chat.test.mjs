@@ -85,15 +85,15 @@ test('messages appear in the same order on both screens, own and others styled a
     const onBob = await messages(bob);
     const view = (list) => list.map((m) => `${m.author}: ${m.text}`);
     assert.deepEqual(view(onAnn), view(onBob), 'both screens: same messages, same order');
-    assert.deepEqual(view(onAnn).slice(0, 4), lines.map(([w, t]) => `${w.email}: ${t}`));
+    assert.deepEqual(view(onAnn).slice(0, 4), lines.map(([w, t]) => `${w.name}: ${t}`));
     assert.equal(onAnn.length, 6, 'no duplicates of own messages');
     for (const m of onAnn) {
       assert.equal(m.pending, false);
-      assert.equal(m.own, m.author === ann.email, `on Ann's screen: ${m.text}`);
-      assert.equal(m.other, m.author !== ann.email);
+      assert.equal(m.own, m.author === ann.name, `on Ann's screen: ${m.text}`);
+      assert.equal(m.other, m.author !== ann.name);
     }
     for (const m of onBob) {
-      assert.equal(m.own, m.author === bob.email, `on Bob's screen: ${m.text}`);
+      assert.equal(m.own, m.author === bob.name, `on Bob's screen: ${m.text}`);
     }
 
     // Own bubbles sit on the right, the others' on the left, in different colours.
@@ -143,6 +143,9 @@ test('the desktop chat page looks right (screenshot)', () =>
     await ann.page.locator('#chat-input').blur();
     const path = await screenshot(ann.page, 'chat-desktop.png');
     assert.ok(path);
+    await ann.page.emulateMedia({ colorScheme: 'dark' });
+    await screenshot(ann.page, 'chat-desktop-dark.png');
+    await ann.page.emulateMedia({ colorScheme: 'light' });
     await bob.page.locator('#chat-input').fill('');
   }));
 

@@ -61,12 +61,13 @@ test('too long for the server: the error shows next to the box and the text stay
     await input.fill('');
   }));
 
-test('sent too fast: refused messages come back into the box, accepted ones show once', () =>
+test('sent too fast: refused messages wait and go out as themselves, in order, none merged', () =>
   withLogs(async () => {
-    // A fresh connection (fresh flood allowance), then ten messages as fast as a script can.
+    // A fresh connection (fresh flood allowance), then ten messages as fast as a script can:
+    // more than the server's burst (3) and rate (1/s) allow.
     await ann.page.reload();
     await waitState(ann, 'online');
-    const texts = Array.from({ length: 10 }, (_, i) => `burst message ${i + 1}`);
+    const texts = Array.from({ length: 10 }, (_, i) => `ok ${i + 11}`);
     await ann.page.evaluate((list) => {
       const input = document.getElementById('chat-input');
       for (const t of list) {
@@ -75,23 +76,69 @@ test('sent too fast: refused messages come back into the box, accepted ones show
         input.dispatchEvent(new KeyboardEvent('keydown', { key: 'Enter', bubbles: true }));
       }
     }, texts);
-    const error = ann.page.locator('#chat .chat-error');
-    await error.filter({ hasText: 'too fast' }).waitFor();
-    // Settled: every message either confirmed or refused.
+    assert.equal(await ann.page.locator('#chat-input').inputValue(), '', 'nothing put back');
+    // the server refuses some at first: they stay queued, marked, and are not in the box
+    await ann.page.locator('#chat .msg-pending .msg-state', { hasText: /Not sent yet|Waiting/ })
+      .first().waitFor();
+    await ann.page.waitForFunction(() => !document.querySelector('#chat .msg-pending'),
+      null, { timeout: 90000 });
+    for (const u of [ann, bob]) {
+      await u.page.waitForFunction((n) =>
+        document.querySelectorAll('#chat .msg:not(.msg-pending)').length >= n, texts.length);
+      const shown = (await messages(u)).map((m) => m.text).filter((t) => /^ok \d+/.test(t));
+      assert.deepEqual(shown, texts, `each exactly once, as itself, in order: ${JSON.stringify(shown)}`);
+    }
+    assert.equal(await ann.page.locator('#chat-input').inputValue(), '');
+    assert.deepEqual(ann.dialogs, []);
+  }));
+
+test('typing signals are throttled and never spend the message budget', () =>
+  withLogs(async () => {
+    await ann.page.reload();
+    const frames = [];
+    ann.page.on('websocket', (ws) => ws.on('framesent', (f) => {
+      try { frames.push(JSON.parse(f.payload).type); } catch { /* not JSON */ }
+    }));
+    await ann.page.reload();
+    await waitState(ann, 'online');
+    const input = ann.page.locator('#chat-input');
+    // three messages typed key by key, each sent at once: 3 is the server's burst
+    for (const t of ['typing one', 'typing two', 'typing three']) {
+      await input.pressSequentially(`${t} with quite a few keystrokes`);
+      await input.press('Enter');
+    }
     await ann.page.waitForFunction(() => !document.querySelector('#chat .msg-pending'));
-    const shown = (await messages(ann)).map((m) => m.text);
-    const back = (await ann.page.locator('#chat-input').inputValue()).split('\n');
-    assert.ok(shown.length >= 1, 'the first messages got through');
-    assert.ok(back.length >= 1 && back[0] !== '', 'some were refused');
-    assert.deepEqual([...shown, ...back].sort(), [...texts].sort(),
-      `each message exactly once, shown or back in the box: ${JSON.stringify({ shown, back })}`);
-    const inOrder = (list) =>
-      list.every((t, i) => i === 0 || texts.indexOf(list[i - 1]) < texts.indexOf(t));
-    assert.ok(inOrder(shown), 'accepted ones in the order they were written');
-    assert.ok(inOrder(back), 'refused ones back in the order they were written');
-    assert.equal(shown[0], texts[0]);
-    // Bob saw exactly the accepted ones.
-    await bob.page.waitForFunction((n) =>
-      document.querySelectorAll('#chat .msg').length >= n, shown.length);
-    assert.deepEqual((await messages(bob)).map((m) => m.text), shown);
+    const typing = frames.filter((t) => t === 'typing').length;
+    const sent = frames.filter((t) => t === 'message').length;
+    assert.equal(sent, 3, `frames: ${frames}`);
+    assert.ok(typing >= 1 && typing <= 3, `one typing signal per message typed: ${frames}`);
+    const refused = await ann.page.locator('#chat .chat-error').textContent();
+    assert.equal(refused, '', 'nothing was refused');
+  }));
+
+// (last in this file: it uses up this address's login allowance)
+test('too many logins: the site\'s own 429 page, with a clear message', () =>
+  withLogs(async () => {
+    const u = await newUser(b, stack.url, { email: ann.email, name: 'x', password: 'wrong' });
+    try {
+      const { page } = u;
+      let status = 0;
+      page.on('response', (r) => { if (r.url().endsWith('/login')) status = r.status(); });
+      for (let i = 0; i < 60 && status !== 429; i++) {
+        await page.goto('/login');
+        if (status === 429) break;
+        await page.locator('[name="email"]').fill(ann.email);
+        await page.locator('[name="password"]').fill(`wrong guess ${i}`);
+        await Promise.all([page.waitForEvent('load'), page.locator('[name="password"]').press('Enter')]);
+      }
+      assert.equal(status, 429, 'the limit was reached');
+      assert.equal(await page.locator('h1').textContent(), 'Too many attempts');
+      assert.match(await page.locator('main').textContent(), /wait a minute, then try again/);
+      // the site's look (its style sheet loaded), not nginx's bare page
+      assert.equal(await page.locator('.site-header .brand').textContent(), 'Parley');
+      const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(bg, 'rgb(246, 247, 249)');
+    } finally {
+      await u.context.close();
+    }
   }));

@@ -23,10 +23,10 @@ test('the admin sees the Admin link and page with users and rooms', async () => 
   const room = `adm-${uniq()}`;
   await u.client.createRoom(room, 'Listed room');
   const rooms = await admin.get('/rooms');
-  assert.match(rooms.text, /<a href="\/admin">Admin<\/a>/);
+  assert.match(rooms.text, /<a href="\/admin">Manage site<\/a>/);
   const r = await admin.get('/admin');
   assert.equal(r.status, 200);
-  assert.match(r.text, new RegExp(`<td>${u.email.replace(/[.+]/g, '\\$&')}</td>`));
+  assert.match(r.text, new RegExp(`<td data-label="Email"><span class="email">${u.email.replace(/[.+]/g, '\\$&')}</span></td>`));
   assert.match(r.text, new RegExp(`action="/admin/users/${idOf(u.email)}/ban"`));
   assert.match(r.text, new RegExp(`action="/admin/rooms/${room}/delete"`));
   // no ban button for oneself

@@ -17,12 +17,12 @@ after(async () => {
 
 const roomCount = (name) => site.pg.psql(`SELECT count(*) FROM rooms WHERE name = '${name}'`);
 
-test('not logged in: the rooms pages send you to /login', async () => {
+test('not logged in: the rooms pages send you to /login (and a room\'s back after it)', async () => {
   const c = site.client();
-  for (const p of ['/rooms', '/rooms/whatever']) {
+  for (const [p, to] of [['/rooms', '/login'], ['/rooms/whatever', '/login?next=/rooms/whatever']]) {
     const r = await c.get(p);
     assert.equal(r.status, 303, p);
-    assert.equal(r.location, '/login');
+    assert.equal(r.location, to);
   }
 });
 
@@ -41,7 +41,9 @@ test('create a room: 303 to its page, listed, and the chat page follows the cont
   assert.ok(main, 'a <main id="chat"> element');
   assert.match(main[1], new RegExp(`data-room="${name}"`));
   assert.match(main[1], /data-room-title="The Lobby"/);
-  assert.match(main[1], new RegExp(`data-user-email="${bob.email}"`));
+  // the reader's public id, not the email (the page holds nobody's email)
+  assert.match(main[1], /data-user-id="[0-9a-f-]{36}"/);
+  assert.equal(page.text.includes(bob.email), false);
   assert.match(main[1], new RegExp(`data-user-name="${bob.name}"`));
   assert.match(main[1], new RegExp(`data-csrf="${bob.client.csrf}"`));
   assert.match(page.text, /<link rel="stylesheet" href="\/static\/chat.css">/);
@@ -96,7 +98,7 @@ test('XSS payloads in a display name, room title and description are shown as te
   }
   const own = await evil.client.get(`/rooms/${name}`);
   assert.match(own.text, /data-user-name="&lt;script&gt;alert\(1\)&lt;\/script&gt;"/);
-  assert.match(own.text, /<span class="who">&lt;script&gt;alert\(1\)&lt;\/script&gt;<\/span>/);
+  assert.match(own.text, /<bdi>&lt;script&gt;alert\(1\)&lt;\/script&gt;<\/bdi><\/span>/);
   // and the API returns the text verbatim (JSON, not HTML)
   const api = await bob.client.get(`/api/rooms?q=${name}`);
   assert.equal(api.json()[0].title, title);

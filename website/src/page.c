@@ -5,7 +5,9 @@
 #include "csrf.h"
 #include "db.h"
 #include "session.h"
+#include "validate.h"
 
+#include <stdio.h>
 #include <string.h>
 
 void web_page(struct web_req *r, unsigned status, const char *title, const char *head_tpl,
@@ -130,6 +132,20 @@ static bool page_form(struct web_req *r, struct web_form *f)
     return true;
 }
 
+/* To the login, and back to this page after it if it is one the login may return to (a
+ * room's page: web_valid_next). */
+static void login_redirect(struct web_req *r)
+{
+    char to[sizeof "/login?next=" + sizeof "/rooms/" + CM_ROOM_MAX];
+    size_t pl = strlen(r->path);
+    if (strcmp(r->method, "GET") == 0 && pl > sizeof "/rooms" - 1 && web_valid_next(r->path, pl)) {
+        snprintf(to, sizeof to, "/login?next=%s", r->path);
+        web_redirect(r, to);
+    } else {
+        web_redirect(r, "/login");
+    }
+}
+
 bool web_page_begin(struct web_req *r, unsigned need, struct web_form *f)
 {
     if (f)
@@ -144,7 +160,7 @@ bool web_page_begin(struct web_req *r, unsigned need, struct web_form *f)
     if (need & (WEB_NEED_USER | WEB_NEED_ADMIN)) {
         const char *refusal = NULL;
         if (!r->has_sess)
-            web_redirect(r, "/login");
+            login_redirect(r);
         else if (r->sess->user.banned)
             refusal = "This account is banned.";
         else if ((need & WEB_NEED_ADMIN) && !r->sess->user.is_admin)

@@ -262,7 +262,7 @@ void web_h_room_get(struct web_req *r)
     struct web_var v[] = {
         WEB_VAR("room", name),
         WEB_VAR("room_title", PQgetvalue(res, 0, 0)),
-        WEB_VAR("user_email", r->sess->user.email),
+        WEB_VAR("user_id", r->sess->user.public_id),
         WEB_VAR("user_name", r->sess->user.name),
     };
     web_page(r, 200, PQgetvalue(res, 0, 0), "room_head.html", "room.html", v, 4);

@@ -50,6 +50,8 @@ struct acct_ctx {
     char name[WEB_NAME_BYTES + 1];
     long long id; /* login: the account found, 0 if none */
     bool banned;
+    char
+        next[sizeof "/rooms/" + CM_ROOM_MAX]; /* login: where to go after it (web_valid_next), "" */
 };
 
 static struct acct_ctx *acct_ctx_new(const char *typed, size_t typed_len)
@@ -147,21 +149,38 @@ static void register_hashed(struct web_req *r)
     web_redirect(r, "/rooms");
 }
 
+/* next: a page to go to after the login, already checked with web_valid_next, or "" / NULL. */
 static void login_form(struct web_req *r, unsigned status, const char *email, size_t email_len,
-                       const char *err_form)
+                       const char *err_form, const char *next)
 {
-    struct web_var v[] = {WEB_VARN("email", email, email_len), WEB_VAR("err_form", err_form)};
-    web_page(r, status, "Log in", NULL, "login.html", v, 2);
+    struct web_var v[] = {WEB_VARN("email", email, email_len), WEB_VAR("err_form", err_form),
+                          WEB_VAR("next", next)};
+    web_page(r, status, "Log in", NULL, "login.html", v, 3);
+}
+
+/* Copies the ?next= of the login page or the "next" field of its form into buf (size bytes)
+ * if it is a safe target (web_valid_next); else buf is "". Returns buf. */
+static const char *login_next(const char *s, size_t len, char *buf, size_t size)
+{
+    buf[0] = '\0';
+    if (s && len < size && web_valid_next(s, len)) {
+        memcpy(buf, s, len);
+        buf[len] = '\0';
+    }
+    return buf;
 }
 
 void web_h_login_get(struct web_req *r)
 {
+    char nb[sizeof "/rooms/" + CM_ROOM_MAX];
+    const char *arg = web_req_arg(r, "next");
+    const char *next = login_next(arg, arg ? strlen(arg) : 0, nb, sizeof nb);
     enum web_db_rc rc = web_session_load(r);
     if (rc == WEB_DB_OK && r->has_sess && !r->sess->user.banned) {
-        web_redirect(r, "/rooms");
+        web_redirect(r, next[0] ? next : "/rooms");
         return;
     }
-    login_form(r, 200, "", 0, NULL);
+    login_form(r, 200, "", 0, NULL, next);
 }
 
 /* One message for every failure, so the page does not tell whether the email exists. */
@@ -183,6 +202,9 @@ void web_h_login_post(struct web_req *r)
         pw = "";
     web_trim(&email, &el);
     struct acct_ctx *c = acct_ctx_new(email, el);
+    size_t xl = 0;
+    const char *xs = web_form_get(&f, "next", &xl);
+    (void)login_next(xs, xl, c->next, sizeof c->next);
     PGresult *res = NULL;
     /* A malformed email or password is verified against the dummy all the same: the answer
      * takes as long as for a real account. */
@@ -222,7 +244,7 @@ static void login_verified(struct web_req *r)
         return;
     if (!web_hash_job_ok(r->hash) || c->id == 0) {
         cm_info("login failed");
-        login_form(r, 401, c->typed, c->typed_len, login_wrong);
+        login_form(r, 401, c->typed, c->typed_len, login_wrong, c->next);
         return;
     }
     if (c->banned) {
@@ -239,7 +261,7 @@ static void login_verified(struct web_req *r)
         return;
     }
     cm_info("user %lld logged in", c->id);
-    web_redirect(r, "/rooms");
+    web_redirect(r, c->next[0] ? c->next : "/rooms");
 }
 
 void web_h_logout_post(struct web_req *r)

@@ -282,3 +282,14 @@ const char *web_valid_description(const char *s, size_t len)
         return "The description is longer than 1000 characters.";
     return NULL;
 }
+
+bool web_valid_next(const char *s, size_t len)
+{
+    static const char pre[] = "/rooms";
+    const size_t pl = sizeof pre - 1;
+    if (!s || len < pl || memcmp(s, pre, pl) != 0)
+        return false;
+    if (len == pl)
+        return true;
+    return s[pl] == '/' && cm_room_name_valid(s + pl + 1, len - pl - 1);
+}

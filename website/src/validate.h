@@ -5,6 +5,7 @@
 
 #include "cm_token.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #define WEB_EMAIL_MAX CM_EMAIL_MAX /* RFC 5321 path limit */
@@ -44,6 +45,11 @@ const char *web_valid_room_name(const char *s, size_t len);
  * beyond WEB_MARKS_MAX or without a base); stored as typed (not normalised). */
 const char *web_valid_title(const char *s, size_t len);
 const char *web_valid_description(const char *s, size_t len);
+
+/* Where the login form may send the user afterwards (?next= / the hidden "next" field):
+ * exactly "/rooms" or "/rooms/" + a valid room name (cm_room_name_valid), so only this
+ * site's own pages: never "//host", "https://host", "/\\host", a query, or an encoded byte. */
+bool web_valid_next(const char *s, size_t len);
 
 /* Valid UTF-8 without control characters other than (when multiline) CR, LF and TAB. */
 int web_text_clean(const char *s, size_t len, int multiline);

@@ -97,7 +97,7 @@ static void test_compiled_templates(void **state)
     struct cm_buf b;
     cm_buf_init(&b);
     struct web_var v[] = {WEB_VAR("room", "lobby"), WEB_VAR("room_title", "<i>x</i>"),
-                          WEB_VAR("user_email", "a@b.c"), WEB_VAR("user_name", "\"A\""),
+                          WEB_VAR("user_id", "0b7e-u1"), WEB_VAR("user_name", "\"A\""),
                           WEB_VAR("csrf", "t")};
     assert_int_equal(web_tpl_render(&b, "room.html", v, 5), 0);
     assert_non_null(strstr(b.data, "data-room=\"lobby\""));

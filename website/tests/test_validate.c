@@ -213,6 +213,40 @@ static void test_room(void **state)
     assert_null(web_valid_description("\xd8\xb9\xd9\x84\xd9\x8a\nline", 11));
 }
 
+static void test_next(void **state)
+{
+    (void)state;
+    const char *good[] = {"/rooms", "/rooms/abc", "/rooms/room-42",
+                          "/rooms/abcdefghijklmnopqrstuvwxyz012345"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        assert_true(web_valid_next(good[i], strlen(good[i])));
+    const char *bad[] = {"",
+                         "/",
+                         "//evil.example",
+                         "https://evil.example/rooms/abc",
+                         "/\\evil.example",
+                         "\\evil",
+                         "/rooms/",
+                         "/rooms//evil.example",
+                         "/rooms/../admin",
+                         "/rooms/abc/",
+                         "/rooms/abc?x=1",
+                         "/rooms/abc#x",
+                         "/rooms/ABC",
+                         "/rooms/ab",
+                         "/rooms/%61bc",
+                         "/roomsabc",
+                         "/rooms/abc\r\nSet-Cookie: a=b",
+                         "/admin",
+                         "javascript:alert(1)",
+                         "/rooms/abcdefghijklmnopqrstuvwxyz0123456"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(web_valid_next(bad[i], strlen(bad[i])));
+    /* a NUL inside: the length counts, not the C string */
+    assert_false(web_valid_next("/rooms/abc\0/x", 13));
+    assert_false(web_valid_next(NULL, 0));
+}
+
 static void test_trim(void **state)
 {
     (void)state;
@@ -238,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_name_marks_and_nfc),
         cmocka_unit_test(test_password),
         cmocka_unit_test(test_room),
+        cmocka_unit_test(test_next),
         cmocka_unit_test(test_trim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
