@@ -73,9 +73,17 @@ void web_h_api_token_post(struct web_req *r)
     char room[CM_ROOM_MAX + 1];
     memcpy(room, r->param, r->param_len);
     room[r->param_len] = '\0';
-    const char *p[1] = {room};
+    char uid[24];
+    snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
+    const char *p[3] = {room, uid, r->sess->user.is_admin ? "true" : "false"};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res, "SELECT id FROM rooms WHERE name = $1", 1, p);
+    /* A private room gives tokens to its members and admins only (migration 005). */
+    enum web_db_rc rc =
+        web_db_query(r, &res,
+                     "SELECT r.id, r.visibility = 'public' OR $3::boolean OR EXISTS (SELECT 1 FROM "
+                     "room_members m WHERE m.room_id = r.id AND m.user_id = $2::bigint) "
+                     "FROM rooms r WHERE r.name = $1",
+                     3, p);
     if (rc != WEB_DB_OK) {
         web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
                        "The database is not reachable right now.");
@@ -83,9 +91,14 @@ void web_h_api_token_post(struct web_req *r)
     }
     bool exists = PQntuples(res) == 1;
     int64_t rid = exists ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    bool allowed = exists && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     PQclear(res);
     if (!exists) {
         web_json_error(r, 404, "not_found", "No such room.");
+        return;
+    }
+    if (!allowed) {
+        web_json_error(r, 403, "not_member", "This room is private: only its members can chat.");
         return;
     }
     struct cm_token_claims c;
@@ -141,6 +154,24 @@ void web_h_api_rooms_get(struct web_req *r)
         cJSON_AddStringToObject(o, "title", PQgetvalue(res, i, WEB_ROOM_TITLE));
         cJSON_AddStringToObject(o, "description", PQgetvalue(res, i, WEB_ROOM_DESCRIPTION));
         cJSON_AddStringToObject(o, "owner", PQgetvalue(res, i, WEB_ROOM_OWNER_NAME));
+        for (int c = WEB_ROOM_STARTS_AT; c <= WEB_ROOM_LOCATION; c++) {
+            static const char *const keys[] = {"starts_at", "ends_at", "location"};
+            const char *k = keys[c - WEB_ROOM_STARTS_AT];
+            if (PQgetisnull(res, i, c))
+                cJSON_AddNullToObject(o, k);
+            else
+                cJSON_AddStringToObject(o, k, PQgetvalue(res, i, c));
+        }
+        if (PQgetisnull(res, i, WEB_ROOM_CAPACITY))
+            cJSON_AddNullToObject(o, "capacity");
+        else
+            cJSON_AddNumberToObject(
+                o, "capacity", (double)strtol(PQgetvalue(res, i, WEB_ROOM_CAPACITY), NULL, 10));
+        cJSON_AddNumberToObject(o, "members",
+                                (double)strtoll(PQgetvalue(res, i, WEB_ROOM_MEMBERS), NULL, 10));
+        cJSON_AddStringToObject(o, "visibility", PQgetvalue(res, i, WEB_ROOM_VISIBILITY));
+        cJSON_AddBoolToObject(o, "joined", strcmp(PQgetvalue(res, i, WEB_ROOM_JOINED), "t") == 0);
+        cJSON_AddNullToObject(o, "unread"); /* not computed yet: unknown */
         cJSON_AddItemToArray(arr, o);
     }
     PQclear(res);

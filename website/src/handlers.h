@@ -17,6 +17,8 @@ void web_h_rooms_get(struct web_req *r);
 void web_h_rooms_post(struct web_req *r);
 void web_h_room_get(struct web_req *r);
 void web_h_room_delete_post(struct web_req *r);
+void web_h_room_join_post(struct web_req *r);
+void web_h_room_leave_post(struct web_req *r);
 void web_h_admin_get(struct web_req *r);
 void web_h_admin_ban_post(struct web_req *r);
 void web_h_admin_unban_post(struct web_req *r);

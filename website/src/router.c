@@ -21,6 +21,8 @@ static const struct route routes[] = {
     {"/rooms", web_h_rooms_get, web_h_rooms_post},
     {"/rooms/*", web_h_room_get, NULL},
     {"/rooms/*/delete", NULL, web_h_room_delete_post},
+    {"/rooms/*/join", NULL, web_h_room_join_post},
+    {"/rooms/*/leave", NULL, web_h_room_leave_post},
     {"/admin", web_h_admin_get, NULL},
     {"/admin/users/*/ban", NULL, web_h_admin_ban_post},
     {"/admin/users/*/unban", NULL, web_h_admin_unban_post},

@@ -1,0 +1,21 @@
+// Shows every <time datetime="..."> of the page in the reader's own time zone. The server
+// renders the time in UTC as a fallback (no JavaScript, or a date the browser cannot read).
+'use strict';
+document.addEventListener('DOMContentLoaded', () => {
+  for (const t of document.querySelectorAll('time[datetime]')) {
+    const d = new Date(t.dateTime);
+    if (Number.isNaN(d.getTime())) continue;
+    t.title = t.textContent;
+    t.textContent = d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short',
+      timeZoneName: 'short' });
+  }
+});
+
+// A form's hidden tz field gets the reader's IANA zone, so a datetime-local value (which has
+// no offset) is read in the zone the person typed it in.
+document.addEventListener('DOMContentLoaded', () => {
+  let zone = '';
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch { /* keep UTC */ }
+  if (!zone) return;
+  for (const f of document.querySelectorAll('input[type="hidden"][name="tz"]')) f.value = zone;
+});
