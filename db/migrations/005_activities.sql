@@ -132,3 +132,29 @@ BEGIN
         USING pattern, max_rows, uid, admin;
 END
 $fn$;
+
+-- Uses invite code_hash h for user uid: the invite row is locked (two people with one link:
+-- the second waits, then finds it used), then the user joins through room_join (so the
+-- capacity holds for invited people too), and the invite is spent only when that made them
+-- a member ('joined'). Returns the status ('invalid' for an unknown, used, revoked or expired
+-- code; else room_join's) and the room's name.
+CREATE OR REPLACE FUNCTION invite_use(h bytea, uid bigint)
+RETURNS TABLE (out_status text, out_room text) LANGUAGE plpgsql VOLATILE AS $fn$
+DECLARE
+    rid bigint;
+    st  text;
+BEGIN
+    SELECT i.room_id INTO rid FROM room_invites i
+    WHERE i.code_hash = h AND i.used_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'invalid'::text, NULL::text;
+        RETURN;
+    END IF;
+    st := room_join(rid, uid);
+    IF st = 'joined' THEN
+        UPDATE room_invites SET used_at = now(), used_by = uid WHERE code_hash = h;
+    END IF;
+    RETURN QUERY SELECT st, (SELECT r.name FROM rooms r WHERE r.id = rid);
+END
+$fn$;

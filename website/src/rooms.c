@@ -586,6 +586,37 @@ static bool room_param(struct web_req *r, char name[CM_ROOM_MAX + 1])
     "FROM rooms r WHERE r.name = $1 AND (r.visibility = 'public' OR $3 OR EXISTS "                 \
     "(SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2))"
 
+/* The owner's (and admins') part of the room page: invite forms and the open invites. */
+static int render_owner(struct web_req *r, struct cm_buf *b, const char *name, const char *rid)
+{
+    const char *p[1] = {rid};
+    PGresult *res;
+    if (web_db_query(
+            r, &res,
+            "SELECT encode(code_hash, 'hex'), to_char(expires_at AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM room_invites WHERE room_id = $1::bigint "
+            "AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now() "
+            "ORDER BY expires_at LIMIT 100",
+            1, p) != WEB_DB_OK)
+        return -1;
+    struct cm_buf rows;
+    cm_buf_init(&rows);
+    cm_buf_append(&rows, "", 0);
+    int trc = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct web_var v[] = {WEB_VAR("name", name), WEB_VAR("csrf", r->sess->csrf),
+                              WEB_VAR("invite", PQgetvalue(res, i, 0)),
+                              WEB_VAR("expires_at", PQgetvalue(res, i, 1))};
+        trc |= web_tpl_render(&rows, "room_invite_row.html", v, 4);
+    }
+    PQclear(res);
+    struct web_var v[] = {WEB_VAR("name", name), WEB_VAR("csrf", r->sess->csrf),
+                          WEB_RAW("invites", rows.data)};
+    trc |= web_tpl_render(b, "room_owner.html", v, 3);
+    cm_buf_free(&rows);
+    return trc;
+}
+
 void web_h_room_get(struct web_req *r)
 {
     char name[CM_ROOM_MAX + 1];
@@ -623,10 +654,16 @@ void web_h_room_get(struct web_req *r)
         trc |= web_tpl_render(&actions, "room_join_form.html", dv, 2);
     else if (owner != r->sess->user.id)
         trc |= web_tpl_render(&actions, "room_leave_form.html", dv, 2);
+    struct cm_buf own;
+    cm_buf_init(&own);
+    cm_buf_append(&own, "", 0);
+    if (owner == r->sess->user.id || r->sess->user.is_admin)
+        trc |= render_owner(r, &own, name, PQgetvalue(res, 0, 1));
     struct web_var iv[] = {WEB_RAW("activity", act.data), WEB_VAR("members", PQgetvalue(res, 0, 7)),
                            WEB_VAR("member_names", PQgetvalue(res, 0, 10)),
-                           WEB_RAW("actions", actions.data)};
-    trc |= web_tpl_render(&info, "room_info.html", iv, 4);
+                           WEB_RAW("actions", actions.data), WEB_RAW("owner", own.data)};
+    trc |= web_tpl_render(&info, "room_info.html", iv, 5);
+    cm_buf_free(&own);
     struct web_var v[] = {
         WEB_VAR("room", name),
         WEB_VAR("room_title", PQgetvalue(res, 0, 0)),
