@@ -31,6 +31,7 @@ void web_h_admin_promote_post(struct web_req *r);
 void web_h_admin_room_delete_post(struct web_req *r);
 void web_h_api_token_post(struct web_req *r);
 void web_h_api_rooms_get(struct web_req *r);
+void web_h_api_room_read_post(struct web_req *r);
 void web_h_healthz_get(struct web_req *r);
 void web_h_static_get(struct web_req *r);
 

@@ -34,7 +34,8 @@ static bool owned_room(struct web_req *r, char name[CM_ROOM_MAX + 1], char rid[2
     name[r->param_len] = '\0';
     const char *p[1] = {name};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res, "SELECT id, owner_id FROM rooms WHERE name = $1", 1, p);
+    enum web_db_rc rc =
+        web_db_query(r, &res, "SELECT id, owner_id FROM rooms WHERE name = $1", 1, p);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return false;
@@ -207,8 +208,9 @@ static void invite(struct web_req *r, bool post)
     if (post)
         web_form_free(&f);
     char hex[67];
-    static const char gone[] = "This invite link is not valid: it was used, revoked or has expired. "
-                               "Ask the room's owner for a new one.";
+    static const char gone[] =
+        "This invite link is not valid: it was used, revoked or has expired. "
+        "Ask the room's owner for a new one.";
     if (!code_hash_hex(r->param, r->param_len, hex)) {
         web_page_error(r, 404, gone);
         return;

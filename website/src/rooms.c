@@ -7,6 +7,7 @@
 #include "config.h"
 #include "db.h"
 #include "events.h"
+#include "seqs.h"
 #include "page.h"
 #include "handlers.h"
 #include "session.h"
@@ -119,6 +120,27 @@ static const char *col(PGresult *res, int i, int c)
     return PQgetisnull(res, i, c) ? NULL : PQgetvalue(res, i, c);
 }
 
+void web_rooms_unread(PGresult *res, long long *out)
+{
+    int n = PQntuples(res);
+    int64_t rids[WEB_SEQS_MAX];
+    int idx[WEB_SEQS_MAX];
+    long long seqs[WEB_SEQS_MAX];
+    size_t k = 0;
+    for (int i = 0; i < n; i++) {
+        out[i] = WEB_UNREAD_NOT_MEMBER;
+        if (strcmp(PQgetvalue(res, i, WEB_ROOM_JOINED), "t") == 0 && k < WEB_SEQS_MAX) {
+            rids[k] = strtoll(PQgetvalue(res, i, WEB_ROOM_ID), NULL, 10);
+            idx[k++] = i;
+        }
+    }
+    bool ok = web_seqs_latest(rids, k, seqs) == 0;
+    for (size_t j = 0; j < k; j++) {
+        long long last = strtoll(PQgetvalue(res, idx[j], WEB_ROOM_LAST_READ), NULL, 10);
+        out[idx[j]] = !ok ? WEB_UNREAD_UNKNOWN : seqs[j] > last ? seqs[j] - last : 0;
+    }
+}
+
 struct room_form {
     const char *name, *title, *description;
     size_t name_len, title_len, description_len;
@@ -130,7 +152,8 @@ struct room_form {
 
 /* The item of one room in a list: title, activity line, badges, and the forms the user may
  * use on it (join or leave; delete for its owner and admins). */
-static int render_item(struct web_req *r, struct cm_buf *items, PGresult *res, int i)
+static int render_item(struct web_req *r, struct cm_buf *items, PGresult *res, int i,
+                       long long unread)
 {
     const char *csrf = r->sess->csrf;
     const char *name = PQgetvalue(res, i, WEB_ROOM_NAME);
@@ -155,6 +178,11 @@ static int render_item(struct web_req *r, struct cm_buf *items, PGresult *res, i
         cm_buf_printf(&badges, " <span class=\"badge private\">private</span>");
     if (joined)
         cm_buf_printf(&badges, " <span class=\"badge joined\">member</span>");
+    if (unread == WEB_UNREAD_UNKNOWN)
+        cm_buf_printf(&badges, " <span class=\"badge unread unknown\" title=\"The chat's message "
+                               "counter is not reachable right now\">unread: unknown</span>");
+    else if (unread > 0)
+        cm_buf_printf(&badges, " <span class=\"badge unread\">%lld unread</span>", unread);
     cm_buf_append(&badges, "", 0);
     trc |= render_activity(&act, col(res, i, WEB_ROOM_STARTS_AT), col(res, i, WEB_ROOM_ENDS_AT),
                            col(res, i, WEB_ROOM_LOCATION), col(res, i, WEB_ROOM_CAPACITY),
@@ -211,6 +239,8 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
     int trc = 0;
     int n = PQntuples(res);
     int *up = cm_xmalloc(sizeof *up * (size_t)(n > 0 ? n : 1));
+    long long *unread = cm_xmalloc(sizeof *unread * (size_t)(n > 0 ? n : 1));
+    web_rooms_unread(res, unread);
     int nup = 0, nmine = 0;
     char now[32];
     time_t t = time(NULL);
@@ -218,12 +248,12 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
     gmtime_r(&t, &tm);
     strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%SZ", &tm);
     for (int i = 0; i < n; i++) {
-        trc |= render_item(r, &items, res, i);
+        trc |= render_item(r, &items, res, i, WEB_UNREAD_NOT_MEMBER);
         if (strcmp(PQgetvalue(res, i, WEB_ROOM_JOINED), "t") == 0) {
             if (nmine++ == 0)
                 cm_buf_printf(&mine, "<section class=\"my-rooms\"><h2>My rooms</h2><ul "
                                      "class=\"rooms\">\n");
-            trc |= render_item(r, &mine, res, i);
+            trc |= render_item(r, &mine, res, i, unread[i]);
         }
         const char *st = col(res, i, WEB_ROOM_STARTS_AT);
         if (st && strcmp(st, now) > 0)
@@ -239,10 +269,11 @@ static void rooms_page(struct web_req *r, unsigned status, const struct room_for
         cm_buf_printf(&upcoming, "<section class=\"upcoming\"><h2>Upcoming activities</h2><ul "
                                  "class=\"rooms\">\n");
         for (int k = 0; k < nup; k++)
-            trc |= render_item(r, &upcoming, res, up[k]);
+            trc |= render_item(r, &upcoming, res, up[k], WEB_UNREAD_NOT_MEMBER);
         cm_buf_printf(&upcoming, "</ul></section>\n");
     }
     free(up);
+    free(unread);
     if (n == 0)
         trc |= web_tpl_render(&items, q[0] ? "rooms_none_found.html" : "rooms_none.html", NULL, 0);
     PQclear(res);

@@ -48,6 +48,14 @@ enum web_db_rc web_rooms_search(struct web_req *r, const char *q, size_t len, PG
  * column: writes "YYYY-MM-DD HH:MM UTC" to out (at least 24 bytes). */
 void web_time_utc_text(const char *iso, char *out, size_t size);
 
+#define WEB_UNREAD_NOT_MEMBER (-2) /* web_rooms_unread: the user is not a member */
+#define WEB_UNREAD_UNKNOWN (-1)    /* web_rooms_unread: Redis did not answer */
+
+/* Unread counts of the rows of a web_rooms_search result: out[i] (PQntuples(res) entries) is
+ * max(0, latest seq from Redis - the member's last_read_seq), or WEB_UNREAD_NOT_MEMBER, or
+ * WEB_UNREAD_UNKNOWN for every member row when Redis could not answer (seqs.h). One MGET. */
+void web_rooms_unread(PGresult *res, long long *out);
+
 /* Escapes \, % and _ in [s, s+len) for a LIKE pattern; returns a malloc'd string. */
 char *web_like_escape(const char *s, size_t len);
 

@@ -34,6 +34,7 @@ static const struct route routes[] = {
     {"/admin/rooms/*/delete", NULL, web_h_admin_room_delete_post},
     {"/api/rooms", web_h_api_rooms_get, NULL},
     {"/api/rooms/*/token", NULL, web_h_api_token_post},
+    {"/api/rooms/*/read", NULL, web_h_api_room_read_post},
     {"/healthz", web_h_healthz_get, NULL},
     {"/static/**", web_h_static_get, NULL},
 };
