@@ -158,3 +158,28 @@ BEGIN
     RETURN QUERY SELECT st, (SELECT r.name FROM rooms r WHERE r.id = rid);
 END
 $fn$;
+
+-- The owner's edit of room rid: the room row is locked as room_join locks it, so a capacity
+-- is never set below the members counted after every join before it. Returns 'ok', 'gone'
+-- or 'too_small' (more members than the new capacity: nothing changed).
+CREATE OR REPLACE FUNCTION room_edit(rid bigint, new_title text, new_description text,
+                                     new_starts timestamptz, new_ends timestamptz,
+                                     new_location text, new_capacity integer,
+                                     new_visibility text)
+RETURNS text LANGUAGE plpgsql VOLATILE AS $fn$
+BEGIN
+    PERFORM 1 FROM rooms WHERE id = rid FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN 'gone';
+    END IF;
+    IF new_capacity IS NOT NULL
+       AND (SELECT count(*) FROM room_members WHERE room_id = rid) > new_capacity THEN
+        RETURN 'too_small';
+    END IF;
+    UPDATE rooms SET title = new_title, description = new_description, starts_at = new_starts,
+        ends_at = new_ends, location = new_location, capacity = new_capacity,
+        visibility = new_visibility
+    WHERE id = rid;
+    RETURN 'ok';
+END
+$fn$;

@@ -185,3 +185,35 @@ test('a private room is invisible, unopenable, unjoinable and tokenless for a no
   assert.equal((await create(ann.client, { name: pub })).status, 303);
   assert.equal((await bob.client.chatToken(pub)).status, 200);
 });
+
+test('the owner edits an activity; others cannot; capacity never below the members', async () => {
+  const name = `edit-${uniq()}`;
+  assert.equal((await create(ann.client, { name, title: 'Before', starts_at: '2099-05-01T10:00Z', capacity: '5' })).status, 303);
+  const form = await ann.client.get(`/rooms/${name}/edit`);
+  assert.equal(form.status, 200);
+  assert.match(form.text, /name="starts_at" type="datetime-local" value="2099-05-01T10:00" data-utc="2099-05-01T10:00:00Z"/);
+  assert.match(form.text, /name="capacity" type="number" min="1" max="10000" value="5"/);
+  assert.equal((await bob.client.get(`/rooms/${name}/edit`)).status, 404);
+  assert.equal((await bob.client.postForm(`/rooms/${name}/edit`, { title: 'Hijack' }, { formPage: '/rooms' })).status, 404);
+  assert.equal(site.pg.psql(`SELECT title FROM rooms WHERE name = '${name}'`), 'Before');
+  let r = await ann.client.postForm(`/rooms/${name}/edit`, { title: 'After', description: 'd',
+    starts_at: '2099-05-02T09:30', tz: 'America/New_York', location: 'Park', capacity: '3' });
+  assert.equal(r.status, 303, r.text.slice(0, 1500));
+  assert.equal(site.pg.psql(`SELECT title || '|' || to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI') || '|' || location || '|' || capacity FROM rooms WHERE name = '${name}'`),
+    'After|2099-05-02 13:30|Park|3');
+  r = await ann.client.postForm(`/rooms/${name}/edit`, { title: 'After', capacity: '0' });
+  assert.equal(r.status, 400);
+  assert.match(r.text, /id="room-capacity-error">The number of places must be/);
+  // 2 members (ann, bob): capacity 1 is refused, nothing changes
+  assert.equal((await join(bob.client, name)).status, 303);
+  r = await ann.client.postForm(`/rooms/${name}/edit`, { title: 'Smaller', capacity: '1' });
+  assert.equal(r.status, 409);
+  assert.match(r.text, /More people are already going than this number of places/);
+  assert.equal(site.pg.psql(`SELECT title || '|' || capacity FROM rooms WHERE name = '${name}'`), 'After|3');
+  // making it private keeps its members in and others out
+  r = await ann.client.postForm(`/rooms/${name}/edit`, { title: 'After', visibility: 'private' });
+  assert.equal(r.status, 303);
+  assert.equal((await bob.client.get(`/rooms/${name}`)).status, 200);
+  const eve = await newUser(site, 'eve');
+  assert.equal((await eve.client.get(`/rooms/${name}`)).status, 404);
+});

@@ -18,6 +18,8 @@ void web_h_rooms_post(struct web_req *r);
 void web_h_room_get(struct web_req *r);
 void web_h_room_delete_post(struct web_req *r);
 void web_h_room_join_post(struct web_req *r);
+void web_h_room_edit_get(struct web_req *r);
+void web_h_room_edit_post(struct web_req *r);
 void web_h_room_leave_post(struct web_req *r);
 void web_h_room_invite_post(struct web_req *r);
 void web_h_room_invite_revoke_post(struct web_req *r);

@@ -799,6 +799,168 @@ void web_h_room_leave_post(struct web_req *r)
     membership_post(r, false);
 }
 
+/* The edit page of the room r->param for its owner or an admin; fm NULL: the stored values
+ * (as UTC wall clock with tz=UTC, data-utc for localtime.js), else the values sent back. */
+static void edit_page(struct web_req *r, unsigned status, const char *name,
+                      const struct room_form *fm)
+{
+    char uid[24];
+    snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
+    const char *p[3] = {name, uid, r->sess->user.is_admin ? "true" : "false"};
+    PGresult *res;
+    enum web_db_rc rc =
+        web_db_query(r, &res,
+                     "SELECT title, description, "
+                     "to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'), "
+                     "to_char(ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'), "
+                     "to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                     "to_char(ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                     "location, capacity, visibility FROM rooms "
+                     "WHERE name = $1 AND (owner_id = $2::bigint OR $3::boolean)",
+                     3, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        web_page_error(r, 404, "There is no room with this name that you can edit.");
+        return;
+    }
+    struct room_form stored = {0};
+    if (!fm) {
+        stored.title = PQgetvalue(res, 0, 0);
+        stored.description = PQgetvalue(res, 0, 1);
+        stored.starts_at = PQgetvalue(res, 0, 2);
+        stored.ends_at = PQgetvalue(res, 0, 3);
+        stored.location = PQgetvalue(res, 0, 6);
+        stored.capacity = PQgetvalue(res, 0, 7);
+        stored.visibility = PQgetvalue(res, 0, 8);
+        stored.title_len = strlen(stored.title);
+        stored.description_len = strlen(stored.description);
+        stored.starts_len = strlen(stored.starts_at);
+        stored.ends_len = strlen(stored.ends_at);
+        stored.location_len = strlen(stored.location);
+        stored.capacity_len = strlen(stored.capacity);
+        stored.visibility_len = strlen(stored.visibility);
+        fm = &stored;
+    }
+    bool priv = fm->visibility_len == 7 && memcmp(fm->visibility, "private", 7) == 0;
+    struct web_var v[] = {
+        WEB_VAR("name", name),
+        WEB_VARN("title", fm->title, fm->title_len),
+        WEB_VARN("description", fm->description, fm->description_len),
+        WEB_VARN("starts_at", fm->starts_at, fm->starts_len),
+        WEB_VARN("ends_at", fm->ends_at, fm->ends_len),
+        WEB_VAR("starts_utc", fm == &stored ? PQgetvalue(res, 0, 4) : ""),
+        WEB_VAR("ends_utc", fm == &stored ? PQgetvalue(res, 0, 5) : ""),
+        WEB_VARN("location", fm->location, fm->location_len),
+        WEB_VARN("capacity", fm->capacity, fm->capacity_len),
+        WEB_VAR("private_checked", priv ? " checked" : ""),
+        WEB_VAR("err_form", fm->err_form),
+        WEB_VAR("err_title", fm->err_title),
+        WEB_VAR("err_description", fm->err_description),
+        WEB_VAR("err_starts", fm->err_starts),
+        WEB_VAR("err_ends", fm->err_ends),
+        WEB_VAR("err_location", fm->err_location),
+        WEB_VAR("err_capacity", fm->err_capacity),
+        WEB_VAR("err_visibility", fm->err_visibility),
+    };
+    web_page(r, status, "Edit room", "rooms_head.html", "room_edit.html", v, 18);
+    PQclear(res);
+}
+
+void web_h_room_edit_get(struct web_req *r)
+{
+    char name[CM_ROOM_MAX + 1];
+    if (!room_param(r, name))
+        return;
+    if (!web_page_begin(r, WEB_NEED_USER, NULL))
+        return;
+    edit_page(r, 200, name, NULL);
+}
+
+void web_h_room_edit_post(struct web_req *r)
+{
+    struct web_form f;
+    if (!web_page_begin(r, WEB_NEED_FORM | WEB_NEED_USER, &f))
+        return;
+    char name[CM_ROOM_MAX + 1];
+    if (!room_param(r, name)) {
+        web_form_free(&f);
+        return;
+    }
+    struct room_form fm = {0};
+    read_room_form(&f, &fm);
+    fm.err_title = web_valid_title(fm.title, fm.title_len);
+    fm.err_description = web_valid_description(fm.description, fm.description_len);
+    char *starts = NULL, *ends = NULL, *loc = NULL, *capv = NULL;
+    char *title = NULL, *desc = NULL;
+    char uid[24];
+    snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
+    const char *p[3] = {name, uid, r->sess->user.is_admin ? "true" : "false"};
+    PGresult *res;
+    /* owner or admin first: nobody else learns anything from the field checks */
+    enum web_db_rc rc = web_db_query(
+        r, &res, "SELECT id FROM rooms WHERE name = $1 AND (owner_id = $2::bigint OR $3::boolean)",
+        3, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        goto out;
+    }
+    char rid[24] = "";
+    if (PQntuples(res) == 1)
+        snprintf(rid, sizeof rid, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (!rid[0]) {
+        web_page_error(r, 404, "There is no room with this name that you can edit.");
+        goto out;
+    }
+    rc = activity_fields(r, &fm, false, &starts, &ends, &loc, &capv);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        goto out;
+    }
+    if (form_has_errors(&fm)) {
+        edit_page(r, 400, name, &fm);
+        goto out;
+    }
+    title = cm_xstrndup(fm.title, fm.title_len);
+    desc = cm_xstrndup(fm.description, fm.description_len);
+    const char *q[8] = {rid,  title, desc, starts,
+                        ends, loc,   capv, fm.visibility_len == 7 ? "private" : "public"};
+    rc = web_db_query(r, &res,
+                      "SELECT room_edit($1::bigint, $2, $3, $4::timestamptz, $5::timestamptz, $6, "
+                      "$7::int, $8)",
+                      8, q);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        goto out;
+    }
+    char st[16];
+    snprintf(st, sizeof st, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (strcmp(st, "too_small") == 0) {
+        fm.err_capacity = "More people are already going than this number of places.";
+        edit_page(r, 409, name, &fm);
+    } else if (strcmp(st, "gone") == 0) {
+        web_page_error(r, 404, "There is no room with this name.");
+    } else {
+        cm_info("user %lld edited room %s", r->sess->user.id, name);
+        char back[64];
+        snprintf(back, sizeof back, "/rooms/%s", name);
+        web_redirect(r, back);
+    }
+out:
+    free(title);
+    free(desc);
+    free(starts);
+    free(ends);
+    free(loc);
+    free(capv);
+    web_form_free(&f);
+}
+
 void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
 {
     struct web_form f;

@@ -22,6 +22,7 @@ static const struct route routes[] = {
     {"/rooms/*", web_h_room_get, NULL},
     {"/rooms/*/delete", NULL, web_h_room_delete_post},
     {"/rooms/*/join", NULL, web_h_room_join_post},
+    {"/rooms/*/edit", web_h_room_edit_get, web_h_room_edit_post},
     {"/rooms/*/leave", NULL, web_h_room_leave_post},
     {"/rooms/*/invites", NULL, web_h_room_invite_post},
     {"/rooms/*/invites/revoke", NULL, web_h_room_invite_revoke_post},

@@ -13,9 +13,9 @@
 #include <time.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static redisContext *ctx;   /* guarded by mu */
-static int64_t down_until;  /* monotonic ms; guarded by mu */
-static bool logged_down;    /* one log line per outage; guarded by mu */
+static redisContext *ctx;  /* guarded by mu */
+static int64_t down_until; /* monotonic ms; guarded by mu */
+static bool logged_down;   /* one log line per outage; guarded by mu */
 
 static int64_t now_ms(void)
 {

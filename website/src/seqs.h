@@ -11,9 +11,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WEB_SEQS_MAX 200          /* rooms in one MGET (WEB_ROOMS_LIST_MAX) */
-#define WEB_SEQS_TIMEOUT_MS 300   /* connect and MGET timeout: unread is shown as unknown after */
-#define WEB_SEQS_RETRY_MS 2000    /* after a failure, answer unknown without trying for this long */
+#define WEB_SEQS_MAX 200        /* rooms in one MGET (WEB_ROOMS_LIST_MAX) */
+#define WEB_SEQS_TIMEOUT_MS 300 /* connect and MGET timeout: unread is shown as unknown after */
+#define WEB_SEQS_RETRY_MS 2000  /* after a failure, answer unknown without trying for this long */
 
 /* Writes the latest seq of each of the n (<= WEB_SEQS_MAX) rooms rids[i] to out[i] (0 for a
  * room with no message yet). Returns 0, or -1 when Redis could not answer (out untouched:

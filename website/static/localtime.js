@@ -19,3 +19,17 @@ document.addEventListener('DOMContentLoaded', () => {
   if (!zone) return;
   for (const f of document.querySelectorAll('input[type="hidden"][name="tz"]')) f.value = zone;
 });
+
+// An edit form shows stored times as UTC wall clock (data-utc, the tz field says UTC). With
+// JavaScript the fields show the reader's wall clock instead and the tz field their zone.
+document.addEventListener('DOMContentLoaded', () => {
+  let zone = '';
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; } catch { /* keep UTC */ }
+  if (!zone) return;
+  const pad = (n) => String(n).padStart(2, '0');
+  for (const input of document.querySelectorAll('input[type="datetime-local"][data-utc]')) {
+    const d = new Date(input.dataset.utc);
+    if (!input.dataset.utc || Number.isNaN(d.getTime())) continue;
+    input.value = `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  }
+});
