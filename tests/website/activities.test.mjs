@@ -57,6 +57,7 @@ test('create an activity: time in the given zone, place, places; shown on the pa
   assert.match(page.text, new RegExp(`<time class="starts" datetime="${iso}">${iso.slice(0, 10)} ${iso.slice(11, 16)} UTC</time>`));
   assert.match(page.text, /Main station &lt;clock&gt;/);
   assert.match(page.text, /11 of 12 places left/);
+  assert.match(page.text, new RegExp(`Members \\(1\\): <span class="members">${ann.name}</span>`), 'who is going');
   assert.match(page.text, /<script src="\/static\/localtime.js" defer><\/script>/);
   assert.match(page.text, new RegExp(`action="/rooms/${name}/join"`));
   const list = await bob.client.get('/rooms');

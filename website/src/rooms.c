@@ -603,6 +603,9 @@ static bool room_param(struct web_req *r, char name[CM_ROOM_MAX + 1])
     return true;
 }
 
+/* Names shown on the room page (the count shows them all). */
+#define WEB_MEMBER_NAMES_MAX_S "50"
+
 /* The room page's query: the room if r's user may see it (public, a member, or an admin). */
 #define ROOM_VISIBLE_SQL                                                                           \
     "SELECT r.title, r.id, r.owner_id, "                                                           \
@@ -612,8 +615,9 @@ static bool room_param(struct web_req *r, char name[CM_ROOM_MAX + 1])
     "(SELECT count(*) FROM room_members c WHERE c.room_id = r.id), "                               \
     "EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2), "            \
     "r.visibility, "                                                                               \
-    "(SELECT string_agg(u.name, ', ' ORDER BY m.joined_at) FROM room_members m "                   \
-    "JOIN users u ON u.id = m.user_id WHERE m.room_id = r.id) "                                    \
+    "(SELECT string_agg(x.name, ', ' ORDER BY x.joined_at) FROM (SELECT u.name, m.joined_at "      \
+    "FROM room_members m JOIN users u ON u.id = m.user_id WHERE m.room_id = r.id "                 \
+    "ORDER BY m.joined_at LIMIT " WEB_MEMBER_NAMES_MAX_S ") x) "                                   \
     "FROM rooms r WHERE r.name = $1 AND (r.visibility = 'public' OR $3 OR EXISTS "                 \
     "(SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = $2))"
 
