@@ -6,8 +6,9 @@ document.addEventListener('DOMContentLoaded', () => {
     const d = new Date(t.dateTime);
     if (Number.isNaN(d.getTime())) continue;
     t.title = t.textContent;
-    t.textContent = d.toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short',
-      timeZoneName: 'short' });
+    // dateStyle/timeStyle cannot be combined with timeZoneName (ECMA-402): components instead
+    t.textContent = d.toLocaleString(undefined, { year: 'numeric', month: 'short', day: 'numeric',
+      hour: 'numeric', minute: '2-digit', timeZoneName: 'short' });
   }
 });
 
