@@ -218,3 +218,14 @@ test('the owner edits an activity; others cannot; capacity never below the membe
   const eve = await newUser(site, 'eve');
   assert.equal((await eve.client.get(`/rooms/${name}`)).status, 404);
 });
+
+test('migration 005 runs again cleanly on a database that has it (idempotent)', async () => {
+  const { readFileSync } = await import('node:fs');
+  const { ROOT } = await import('../lib/proc.mjs');
+  const sql = readFileSync(`${ROOT}/db/migrations/005_activities.sql`, 'utf8');
+  const before = site.pg.psql('SELECT count(*) FROM room_members');
+  // inside a transaction rolled back: a re-run must not fail, and leaves nothing changed
+  site.pg.psql(`BEGIN; ${sql}; SELECT 1; ROLLBACK;`);
+  site.pg.psql(`BEGIN; ${sql}; ${sql}; ROLLBACK;`);
+  assert.equal(site.pg.psql('SELECT count(*) FROM room_members'), before);
+});
