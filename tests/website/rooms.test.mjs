@@ -148,7 +148,8 @@ test('search matches name, title and description; % and _ are literal', async ()
   assert.equal((await bob.client.get(`/rooms?q=${'q'.repeat(101)}`)).status, 400);
   const api = (await bob.client.get(`/api/rooms?q=${encodeURIComponent('cooking ' + tag)}`)).json();
   assert.deepEqual(api.map((x) => x.name), [names[1]]);
-  assert.deepEqual(Object.keys(api[0]).sort(), ['description', 'name', 'owner', 'title']);
+  assert.deepEqual(Object.keys(api[0]).sort(), ['capacity', 'description', 'ends_at', 'joined',
+    'location', 'members', 'name', 'owner', 'starts_at', 'title', 'unread', 'visibility']);
   assert.equal(api[0].owner, ann.name);
   // One search for the page and the API: the same fields (description too) and the same cap.
   const apiFound = async (q) => {

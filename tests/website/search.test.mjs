@@ -60,7 +60,7 @@ test('search uses the trigram indexes (EXPLAIN on 20k rooms) and needs 3 charact
   site.pg.psql(`INSERT INTO rooms (name, title, description, owner_id)
     VALUES ('needle-${tag}', 'Haystack ${tag}', 'find me', ${owner})`);
   site.pg.psql('ANALYZE rooms');
-  // The statement inside rooms_search (migration 003), with its setting and a literal pattern.
+  // The statement inside rooms_search (migrations 003, 005), with its setting and a literal pattern.
   const plan = site.pg.psql(`SET random_page_cost = 1.1; EXPLAIN SELECT r.name, r.title, r.description, u.name, r.owner_id
     FROM rooms r JOIN users u ON u.id = r.owner_id
     WHERE (r.name || E'\\n' || r.title || E'\\n' || r.description) ILIKE '%' || '${tag}' || '%' ESCAPE '\\'
@@ -73,7 +73,7 @@ test('search uses the trigram indexes (EXPLAIN on 20k rooms) and needs 3 charact
   const logStart = site.pg.log().length;
   site.pg.psql(`LOAD 'auto_explain'; SET auto_explain.log_min_duration = 0;
     SET auto_explain.log_nested_statements = on;
-    SELECT count(*) FROM rooms_search('${tag}', 200)`);
+    SELECT count(*) FROM rooms_search('${tag}', 200, 0, false)`);
   const logged = site.pg.log().slice(logStart);
   assert.match(logged, /Bitmap Index Scan on rooms_search_trgm_idx/, logged);
   // And the running website's own query reads them: the indexes' scan counters move.

@@ -1,4 +1,5 @@
 /* The JSON API: chat tokens, the rooms list, the health probe. */
+#include "cm_alloc.h"
 #include "cm_buf.h"
 #include "cm_log.h"
 #include "config.h"
@@ -73,9 +74,17 @@ void web_h_api_token_post(struct web_req *r)
     char room[CM_ROOM_MAX + 1];
     memcpy(room, r->param, r->param_len);
     room[r->param_len] = '\0';
-    const char *p[1] = {room};
+    char uid[24];
+    snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
+    const char *p[3] = {room, uid, r->sess->user.is_admin ? "true" : "false"};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res, "SELECT id FROM rooms WHERE name = $1", 1, p);
+    /* A private room gives tokens to its members and admins only (migration 005). */
+    enum web_db_rc rc =
+        web_db_query(r, &res,
+                     "SELECT r.id, r.visibility = 'public' OR $3::boolean OR EXISTS (SELECT 1 FROM "
+                     "room_members m WHERE m.room_id = r.id AND m.user_id = $2::bigint) "
+                     "FROM rooms r WHERE r.name = $1",
+                     3, p);
     if (rc != WEB_DB_OK) {
         web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
                        "The database is not reachable right now.");
@@ -83,9 +92,14 @@ void web_h_api_token_post(struct web_req *r)
     }
     bool exists = PQntuples(res) == 1;
     int64_t rid = exists ? strtoll(PQgetvalue(res, 0, 0), NULL, 10) : 0;
+    bool allowed = exists && strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     PQclear(res);
     if (!exists) {
         web_json_error(r, 404, "not_found", "No such room.");
+        return;
+    }
+    if (!allowed) {
+        web_json_error(r, 403, "not_member", "This room is private: only its members can chat.");
         return;
     }
     struct cm_token_claims c;
@@ -135,16 +149,98 @@ void web_h_api_rooms_get(struct web_req *r)
         return;
     }
     cJSON *arr = cJSON_CreateArray();
+    long long *unread = cm_xmalloc(sizeof *unread * (size_t)(PQntuples(res) + 1));
+    web_rooms_unread(res, unread);
     for (int i = 0; i < PQntuples(res); i++) {
         cJSON *o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "name", PQgetvalue(res, i, WEB_ROOM_NAME));
         cJSON_AddStringToObject(o, "title", PQgetvalue(res, i, WEB_ROOM_TITLE));
         cJSON_AddStringToObject(o, "description", PQgetvalue(res, i, WEB_ROOM_DESCRIPTION));
         cJSON_AddStringToObject(o, "owner", PQgetvalue(res, i, WEB_ROOM_OWNER_NAME));
+        for (int c = WEB_ROOM_STARTS_AT; c <= WEB_ROOM_LOCATION; c++) {
+            static const char *const keys[] = {"starts_at", "ends_at", "location"};
+            const char *k = keys[c - WEB_ROOM_STARTS_AT];
+            if (PQgetisnull(res, i, c))
+                cJSON_AddNullToObject(o, k);
+            else
+                cJSON_AddStringToObject(o, k, PQgetvalue(res, i, c));
+        }
+        if (PQgetisnull(res, i, WEB_ROOM_CAPACITY))
+            cJSON_AddNullToObject(o, "capacity");
+        else
+            cJSON_AddNumberToObject(
+                o, "capacity", (double)strtol(PQgetvalue(res, i, WEB_ROOM_CAPACITY), NULL, 10));
+        cJSON_AddNumberToObject(o, "members",
+                                (double)strtoll(PQgetvalue(res, i, WEB_ROOM_MEMBERS), NULL, 10));
+        cJSON_AddStringToObject(o, "visibility", PQgetvalue(res, i, WEB_ROOM_VISIBILITY));
+        cJSON_AddBoolToObject(o, "joined", strcmp(PQgetvalue(res, i, WEB_ROOM_JOINED), "t") == 0);
+        if (unread[i] >= 0)
+            cJSON_AddNumberToObject(o, "unread", (double)unread[i]);
+        else /* not a member, or Redis did not answer: unknown rather than wrong */
+            cJSON_AddNullToObject(o, "unread");
         cJSON_AddItemToArray(arr, o);
     }
+    free(unread);
     PQclear(res);
     web_json(r, 200, arr);
+}
+
+/* POST /api/rooms/NAME/read {"seq": N}: the reader has seen the room up to seq N (an integer
+ * 0..2^53-1, the largest a JSON number carries exactly). last_read_seq never moves
+ * backwards (GREATEST). 404 not_member for a room the user is not a member of (or that does
+ * not exist: the same answer, so a private room's name is not confirmed). */
+void web_h_api_room_read_post(struct web_req *r)
+{
+    if (!api_user(r))
+        return;
+    const char *tok = web_req_header(r, "X-CSRF-Token");
+    if (!web_csrf_ok(r, tok, tok ? strlen(tok) : 0)) {
+        web_json_error(r, 403, "csrf", "Missing or wrong X-CSRF-Token header.");
+        return;
+    }
+    if (!cm_room_name_valid(r->param, r->param_len)) {
+        web_json_error(r, 404, "not_member", "You are not a member of this room.");
+        return;
+    }
+    cJSON *body = r->too_large ? NULL : cJSON_ParseWithLength(r->body.data, r->body.len);
+    cJSON *seq = cJSON_IsObject(body) ? cJSON_GetObjectItemCaseSensitive(body, "seq") : NULL;
+    double v = cJSON_IsNumber(seq) ? seq->valuedouble : -1;
+    bool ok = v >= 0 && v <= 9007199254740991.0 && v == (double)(long long)v;
+    cJSON_Delete(body);
+    if (!ok) {
+        web_json_error(r, 400, "bad_request",
+                       "Send a JSON object {\"seq\": N} with N a whole number from 0 to "
+                       "9007199254740991.");
+        return;
+    }
+    char room[CM_ROOM_MAX + 1], uid[24], n[24];
+    memcpy(room, r->param, r->param_len);
+    room[r->param_len] = '\0';
+    snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
+    snprintf(n, sizeof n, "%lld", (long long)v);
+    const char *p[3] = {room, uid, n};
+    PGresult *res;
+    enum web_db_rc rc = web_db_query(
+        r, &res,
+        "UPDATE room_members m SET last_read_seq = GREATEST(m.last_read_seq, $3::bigint) "
+        "FROM rooms r WHERE r.id = m.room_id AND r.name = $1 AND m.user_id = $2::bigint "
+        "RETURNING m.last_read_seq",
+        3, p);
+    if (rc != WEB_DB_OK) {
+        web_json_error(r, rc == WEB_DB_DOWN ? 503 : 500, "unavailable",
+                       "The database is not reachable right now.");
+        return;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        web_json_error(r, 404, "not_member", "You are not a member of this room.");
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "room", room);
+    cJSON_AddNumberToObject(o, "last_read_seq", (double)strtoll(PQgetvalue(res, 0, 0), NULL, 10));
+    PQclear(res);
+    web_json(r, 200, o);
 }
 
 void web_h_healthz_get(struct web_req *r)

@@ -54,6 +54,8 @@ static const struct cm_cfg_entry table[] = {
      "password hashes/verifications queued or running at once; more get 503"},
     {"WEB_HASH_TIMEOUT_MS", CM_CFG_INT, "5000", 100, 600000, &web_cfg.hash_timeout_ms,
      "milliseconds a password job may wait in the queue before it starts; then 503"},
+    {"WEB_INVITE_TTL", CM_CFG_INT, "604800", 60, 2592000, &web_cfg.invite_ttl,
+     "seconds an invite link to a room stays usable (single-use; revocable)"},
     {"WEB_ROOMS_PER_HOUR", CM_CFG_INT, "30", 1, 100000, &web_cfg.rooms_per_hour,
      "rooms one user may create in any hour (checked in the database); more get 429"},
     {"TOKEN_TTL", CM_CFG_INT, "60", 5, CM_TOKEN_TTL_MAX, &web_cfg.token_ttl,

@@ -27,6 +27,7 @@ struct web_config {
     long long db_retry_ms;        /* after a timeout, milliseconds requests fail fast (503) */
     long long hash_queue;         /* password jobs queued or running at once (503 beyond) */
     long long hash_timeout_ms;    /* milliseconds a password job may wait to start (503 after) */
+    long long invite_ttl;         /* seconds an invite link stays usable */
     long long rooms_per_hour;     /* rooms one user may create per rolling hour (429 beyond) */
     long long token_ttl;
     long long session_ttl;

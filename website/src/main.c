@@ -6,6 +6,7 @@
 #include "db.h"
 #include "hash.h"
 #include "events.h"
+#include "seqs.h"
 #include "http.h"
 #include "password.h"
 
@@ -68,6 +69,7 @@ out_pw:
     web_password_shutdown();
 out_cfg:
     web_events_stop();
+    web_seqs_close();
     web_config_free();
     return rc;
 }

@@ -19,6 +19,10 @@
 #define WEB_TITLE_MAX 100                 /* characters */
 #define WEB_DESCRIPTION_MAX 1000          /* characters */
 #define WEB_SEARCH_MAX 100                /* characters in ?q= */
+#define WEB_LOCATION_MAX 200              /* characters of an activity's place */
+#define WEB_CAPACITY_MAX 10000            /* places of an activity */
+#define WEB_TZ_MAX 64                     /* bytes of an IANA time zone name */
+#define WEB_TIME_INPUT_MAX 40             /* bytes of an ISO 8601 date-time field */
 #define WEB_SEARCH_MIN 3                  /* characters in a non-empty ?q=: one trigram (pg_trgm) */
 
 /* Strips leading and trailing ASCII whitespace from (*s, *len). */

@@ -85,8 +85,11 @@ static void test_compiled_templates(void **state)
     assert_non_null(strstr(room, "<main id=\"chat\""));
     assert_null(web_tpl_get("nope.html", &len));
     /* No template may carry inline script or style (the CSP forbids both). */
-    const char *names[] = {"layout.html",   "room.html",  "room_head.html", "rooms.html",
-                           "register.html", "login.html", "admin.html"};
+    const char *names[] = {"layout.html",     "room.html",         "room_head.html",
+                           "rooms.html",      "register.html",     "login.html",
+                           "admin.html",      "room_info.html",    "room_edit.html",
+                           "room_owner.html", "invite.html",       "invite_created.html",
+                           "rooms_head.html", "room_activity.html"};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
         const char *t = web_tpl_get(names[i], &len);
         assert_non_null(t);
@@ -96,10 +99,10 @@ static void test_compiled_templates(void **state)
     }
     struct cm_buf b;
     cm_buf_init(&b);
-    struct web_var v[] = {WEB_VAR("room", "lobby"), WEB_VAR("room_title", "<i>x</i>"),
+    struct web_var v[] = {WEB_VAR("room", "lobby"),      WEB_VAR("room_title", "<i>x</i>"),
                           WEB_VAR("user_id", "0b7e-u1"), WEB_VAR("user_name", "\"A\""),
-                          WEB_VAR("csrf", "t")};
-    assert_int_equal(web_tpl_render(&b, "room.html", v, 5), 0);
+                          WEB_VAR("csrf", "t"),          WEB_RAW("info", "")};
+    assert_int_equal(web_tpl_render(&b, "room.html", v, 6), 0);
     assert_non_null(strstr(b.data, "data-room=\"lobby\""));
     assert_non_null(strstr(b.data, "data-room-title=\"&lt;i&gt;x&lt;/i&gt;\""));
     assert_non_null(strstr(b.data, "data-user-name=\"&quot;A&quot;\""));
