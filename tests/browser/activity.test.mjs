@@ -4,7 +4,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack } from '../lib/stack.mjs';
-import { launch, register, uniq, chromiumAvailable, CHROMIUM, WAIT_MS } from './browser.mjs';
+import { launch, register, uniq, chromiumAvailable, CHROMIUM, WAIT_MS, createRoom, openRoom,
+  waitState, say, waitMessages } from './browser.mjs';
 
 let stack, b;
 const users = {};
@@ -60,5 +61,39 @@ test('an activity is created in one zone, shown in another, and joined', async (
   await Promise.all([bob.page.waitForURL(`**/rooms/${name}`), item.locator('button', { hasText: 'Join' }).click()]);
   assert.match(await bob.page.locator('.room-info').textContent(), /Full \(2 places\)/);
   assert.match(await bob.page.locator('.room-info .members').textContent(), /Ann, Bob/);
+  assert.deepEqual([...ann.pageErrors, ...bob.pageErrors], []);
+});
+
+test('unread counts on /rooms rise with messages and fall once the reader has seen them', async () => {
+  const { ann, bob } = users;
+  const name = `unread-${uniq()}`;
+  await createRoom(ann, name, 'Unread counts');
+  await bob.page.goto(`/rooms/${name}`);
+  await bob.page.locator('form[action$="/join"] button').click();
+  await bob.page.goto('/rooms');
+  await openRoom(ann, name);
+  await waitState(ann, 'online');
+  for (const t of ['one', 'two', 'three']) await say(ann, `unread ${t}`);
+  await waitMessages(ann, 3);
+  // Bob is on /rooms: his count is what he has not seen (the page counts by the room's seq)
+  const mine = bob.page.locator('.my-rooms li', { hasText: 'Unread counts' });
+  await assert.doesNotReject(async () => {
+    for (let i = 0; ; i++) {
+      await bob.page.reload();
+      if (/\b3 unread\b/.test(await mine.textContent())) return;
+      if (i > 30) throw new Error(`no "3 unread": ${await mine.textContent()}`);
+      await bob.page.waitForTimeout(300);
+    }
+  });
+  // he opens the room and reads; the page reports the seq it has shown
+  await openRoom(bob, name);
+  await waitMessages(bob, 3);
+  const api = async () => (await bob.page.request.get('/api/rooms')).json();
+  for (let i = 0; ; i++) {
+    const r = (await api()).find((x) => x.name === name);
+    if (r && r.unread === 0) break;
+    if (i > 50) throw new Error(`unread stays ${JSON.stringify(r)}`);
+    await bob.page.waitForTimeout(200);
+  }
   assert.deepEqual([...ann.pageErrors, ...bob.pageErrors], []);
 });

@@ -1018,6 +1018,37 @@
       seenSeq = newestSeq;
       store(SEEN_KEY + room, seenSeq);
     }
+    reportRead();
+  }
+
+  // The server keeps a member's read marker for the unread counts on /rooms
+  // (POST /api/rooms/NAME/read {"seq"}; it never moves backwards). At most one request in
+  // flight and one every READ_REPORT_MS; a non-member's 404 ends the reports for this page.
+  const READ_REPORT_MS = 2000;
+  let readSent = 0, readBusy = false, readTimer = null, readOff = false;
+  function reportRead() {
+    if (readOff || readBusy || seenSeq <= readSent) return;
+    const wait = READ_REPORT_MS - (Date.now() - (reportRead.at || 0));
+    if (wait > 0) {
+      if (!readTimer) readTimer = setTimeout(() => { readTimer = null; reportRead(); }, wait);
+      return;
+    }
+    const seq = seenSeq;
+    readBusy = true;
+    reportRead.at = Date.now();
+    fetch('/api/rooms/' + encodeURIComponent(room) + '/read', {
+      method: 'POST',
+      credentials: 'same-origin',
+      cache: 'no-store',
+      headers: { 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' },
+      body: JSON.stringify({ seq: seq }),
+    }).then((res) => {
+      if (res.ok) readSent = Math.max(readSent, seq);
+      else if (res.status === 404) readOff = true;
+    }).catch(() => {}).finally(() => {
+      readBusy = false;
+      if (seenSeq > readSent && !readOff) reportRead();
+    });
   }
 
   // On open: the line goes before the first message of someone else that the reader has not
