@@ -37,6 +37,17 @@ static bool api_user(struct web_req *r)
     return true;
 }
 
+/* A state-changing API call also needs the session's CSRF token in the X-CSRF-Token header
+ * (a form-less request: no hidden field). False: 403 {"error":"csrf"} has been answered. */
+static bool api_csrf(struct web_req *r)
+{
+    const char *tok = web_req_header(r, "X-CSRF-Token");
+    if (web_csrf_ok(r, tok, tok ? strlen(tok) : 0))
+        return true;
+    web_json_error(r, 403, "csrf", "Missing or wrong X-CSRF-Token header.");
+    return false;
+}
+
 /* The browser's credential for the chat handshake (docs/protocol.md "Connecting"): a cookie
  * per room, so two tabs in two rooms never take each other's token, sent only to /ws, for as
  * long as the token lives, out of scripts' reach, and never on a request another site starts
@@ -60,13 +71,8 @@ static void set_ws_cookie(struct web_req *r, const char *room, const char *jwt)
 
 void web_h_api_token_post(struct web_req *r)
 {
-    if (!api_user(r))
+    if (!api_user(r) || !api_csrf(r))
         return;
-    const char *tok = web_req_header(r, "X-CSRF-Token");
-    if (!web_csrf_ok(r, tok, tok ? strlen(tok) : 0)) {
-        web_json_error(r, 403, "csrf", "Missing or wrong X-CSRF-Token header.");
-        return;
-    }
     if (!cm_room_name_valid(r->param, r->param_len)) {
         web_json_error(r, 404, "not_found", "No such room.");
         return;
@@ -191,13 +197,8 @@ void web_h_api_rooms_get(struct web_req *r)
  * not exist: the same answer, so a private room's name is not confirmed). */
 void web_h_api_room_read_post(struct web_req *r)
 {
-    if (!api_user(r))
+    if (!api_user(r) || !api_csrf(r))
         return;
-    const char *tok = web_req_header(r, "X-CSRF-Token");
-    if (!web_csrf_ok(r, tok, tok ? strlen(tok) : 0)) {
-        web_json_error(r, 403, "csrf", "Missing or wrong X-CSRF-Token header.");
-        return;
-    }
     if (!cm_room_name_valid(r->param, r->param_len)) {
         web_json_error(r, 404, "not_member", "You are not a member of this room.");
         return;
