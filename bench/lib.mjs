@@ -89,6 +89,19 @@ export const SYSTEMS = {
       return startChat(secret, { ...(workload === 'memory' ? CHAT_MEMORY_ENV : CHAT_BENCH_ENV), ...this.env });
     },
   },
+  // BENCH_BASE_BIN: the chat daemon from before history (built from an older commit), run
+  // with the same settings: what persistence costs.
+  'parley-chat (no history)': {
+    token: true,
+    path: '/ws',
+    async start(secret) {
+      const prev = process.env.BENCH_CHAT_BIN;
+      process.env.BENCH_CHAT_BIN = process.env.BENCH_BASE_BIN;
+      try { return await startChat(secret, CHAT_BENCH_ENV); } finally {
+        if (prev === undefined) delete process.env.BENCH_CHAT_BIN; else process.env.BENCH_CHAT_BIN = prev;
+      }
+    },
+  },
   'lws-bare': {
     token: false,
     path: '/',
