@@ -149,7 +149,8 @@ export async function startStack(opts = {}) {
     s.pg = await startPostgres();
     // Redis orders and stores messages (the chat daemon refuses upgrades until it has it)
     s.redis = await startRedis({ aof: true });
-    if (opts.mongo) s.mongo = await startMongo({ storage: join(dir, 'mongo') });
+    // the archive (MongoDB: the stand-in here, tests/lib/mongo.mjs says so once)
+    s.mongo = await startMongo({ storage: join(dir, 'mongo') });
     const redisEnv = { CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(s.redis.port) };
     const webPort = await freePort();
     const chatPort = await freePort();
