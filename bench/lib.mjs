@@ -52,7 +52,7 @@ async function startChat(secret, env) {
   // upgrades are refused (503) until the daemon has Redis
   for (let i = 0; i < 400; i++) {
     const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((x) => x.text()).catch(() => '');
-    if (/^chat_redis_up 1$/m.test(r) || (r && !/chat_redis_up/.test(r))) break;
+    if ((/^chat_redis_up 1$/m.test(r) && /^chat_redis_subscriber_up 1$/m.test(r)) || (r && !/chat_redis_up/.test(r))) break;
     await new Promise((res) => setTimeout(res, 25));
   }
   return {

@@ -1096,7 +1096,9 @@ void chat_history_flush(struct chat_history *h)
 
 bool chat_history_available(const struct chat_history *h)
 {
-    return h && chat_redis_ready(h->redis);
+    /* both connections: without the subscriber a joining connection would wait for its
+     * room's channel (and its welcome) until the subscriber is back */
+    return h && chat_redis_ready(h->redis) && chat_redis_sub_connected(h->redis);
 }
 
 void chat_history_metrics(const struct chat_history *h, struct cm_buf *b)
