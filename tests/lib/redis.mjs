@@ -42,6 +42,7 @@ export async function startRedis({ port, aof = false, fsync = 'everysec' } = {})
   };
   r.stop = async (signal = 'SIGTERM') => {
     if (!r.child || r.child.exitCode !== null || r.child.signalCode !== null) return;
+    r.child.ref(); // wait for it: its exit must keep the event loop alive
     r.child.kill(signal);
     await r.exited;
   };
