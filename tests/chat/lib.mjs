@@ -43,7 +43,10 @@ export async function startChat(env = {}, { redis, port, adminPort, secret, wait
   const d = await startDaemon(BIN.chat, {
     JWT_SECRET: secret, CHAT_PORT: String(port), CHAT_LISTEN_ADDR: '127.0.0.1',
     CHAT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info',
-    CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), ...mongoEnv, ...env,
+    // a generous Redis timeout: under ASan on two busy cores a round trip can take seconds,
+    // and a timeout is an outage (unavailable), which only the outage tests cause on purpose
+    CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), CHAT_REDIS_TIMEOUT_MS: '15000',
+    ...mongoEnv, ...env,
   }, [port, adminPort]);
   adminPorts.set(port, adminPort);
   if (!redis) {
