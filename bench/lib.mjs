@@ -52,7 +52,7 @@ async function startChat(secret, env) {
   // upgrades are refused (503) until the daemon has Redis
   for (let i = 0; i < 400; i++) {
     const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((x) => x.text()).catch(() => '');
-    if (/^chat_redis_up 1$/m.test(r) || (r && !/chat_redis_up/.test(r))) break;
+    if ((/^chat_redis_up 1$/m.test(r) && /^chat_redis_subscriber_up 1$/m.test(r)) || (r && !/chat_redis_up/.test(r))) break;
     await new Promise((res) => setTimeout(res, 25));
   }
   return {
@@ -87,6 +87,19 @@ export const SYSTEMS = {
     env: { CHAT_RX_BUFFER: '512' },
     async start(secret, workload = 'traffic') {
       return startChat(secret, { ...(workload === 'memory' ? CHAT_MEMORY_ENV : CHAT_BENCH_ENV), ...this.env });
+    },
+  },
+  // BENCH_BASE_BIN: the chat daemon from before history (built from an older commit), run
+  // with the same settings: what persistence costs.
+  'parley-chat (no history)': {
+    token: true,
+    path: '/ws',
+    async start(secret) {
+      const prev = process.env.BENCH_CHAT_BIN;
+      process.env.BENCH_CHAT_BIN = process.env.BENCH_BASE_BIN;
+      try { return await startChat(secret, CHAT_BENCH_ENV); } finally {
+        if (prev === undefined) delete process.env.BENCH_CHAT_BIN; else process.env.BENCH_CHAT_BIN = prev;
+      }
     },
   },
   'lws-bare': {

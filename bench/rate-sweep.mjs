@@ -5,7 +5,10 @@
 // rate with zero loss (no lost, gap or reordered message) and p99 < 50 ms. Redis's CPU is
 // counted with the chat daemon's. Prints one JSON line per run and a summary table.
 //   node bench/rate-sweep.mjs [msgs/s ...]
-import { SYSTEMS, runLoadgen, newSecret } from './lib.mjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cpus, loadavg } from 'node:os';
+import { SYSTEMS, runLoadgen, newSecret, ROOT, FSYNC } from './lib.mjs';
 
 const RATES = process.argv.slice(2).map(Number).filter((x) => x > 0);
 const rates = RATES.length ? RATES : [1000, 2500, 5000, 7500, 10000, 12500, 15000, 20000];
@@ -35,9 +38,24 @@ for (const name of names) {
   await server.stop();
   summary[name] = best;
 }
-console.log('\n| system | highest zero-loss rate, p99 < 50 ms | deliveries/s | p99 ms | deliveries per CPU-s (with Redis) |');
-console.log('|---|---|---|---|---|');
+const lines = ['| system | highest zero-loss rate, p99 < 50 ms | deliveries/s | p99 ms | deliveries per CPU-s (with Redis) |',
+  '|---|---|---|---|---|'];
 for (const [n, b] of Object.entries(summary)) {
-  if (!b) { console.log(`| ${n} | none of the rates | | | |`); continue; }
-  console.log(`| ${n} | ${b.rate} msg/s | ${Math.round(b.deliveries_per_s)} | ${b.p99_ms} | ${Math.round(b.deliveries_per_cpu_s)}${b.deliveries_per_cpu_s_with_redis ? ` (${b.deliveries_per_cpu_s_with_redis})` : ''} |`);
+  if (!b) { lines.push(`| ${n} | none of the rates (${rates[0]} msg/s failed) | | | |`); continue; }
+  lines.push(`| ${n} | ${b.rate} msg/s | ${Math.round(b.deliveries_per_s)} | ${b.p99_ms} | ${Math.round(b.deliveries_per_cpu_s)}${b.deliveries_per_cpu_s_with_redis ? ` (${b.deliveries_per_cpu_s_with_redis})` : ''} |`);
+}
+console.log(`\n${lines.join('\n')}`);
+// BENCH_SWEEP_DOC=1 (make bench): the table goes into docs/benchmarks.md between markers.
+if (process.env.BENCH_SWEEP_DOC === '1') {
+  const doc = join(ROOT, 'docs', 'benchmarks.md');
+  const begin = '<!-- rate-sweep begin -->', end = '<!-- rate-sweep end -->';
+  const section = [begin, '## Open-loop rate sweep (with history)', '',
+    `${new Date().toISOString()}, ${cpus().length} CPUs, load average ${loadavg().map((x) => x.toFixed(1)).join(' ')} at the end;`,
+    `1000 connections in rooms of 100, 20 paced senders, ${DUR} s per rate (${rates.join(', ')} msg/s, rising until one fails);`,
+    `parley-chat stores every message in Redis (AOF, appendfsync ${FSYNC}) and archives it (MongoDB stand-in); Redis's CPU is counted`,
+    'in the last column. "zero loss": no message lost, skipped or reordered.', '', ...lines, '', end].join('\n');
+  let text = readFileSync(doc, 'utf8');
+  const i = text.indexOf(begin), j = text.indexOf(end);
+  text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(doc, text);
 }

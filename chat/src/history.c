@@ -712,10 +712,20 @@ static void hook_sub(void *ud, char kind, const char *channel, size_t chlen, con
         on_message(h, room, payload, len);
 }
 
+/* The command connection is back: what failed while it was down is asked again (a gap
+ * fill whose XRANGE failed, a room whose counter could not be read). */
 static void hook_ready(void *ud, bool ready)
 {
-    (void)ud;
-    (void)ready;
+    struct chat_history *h = ud;
+    if (!ready)
+        return;
+    for (size_t b = 0; b < RID_BUCKETS; b++)
+        for (struct chat_room *r = h->rooms[b]; r; r = r->rid_next) {
+            if (r->synced && r->seen_max > r->delivered)
+                gap_fetch(h, r);
+            else if (!r->synced && !r->syncing && r->hstate == H_SUBSCRIBED)
+                room_subscribed(h, r);
+        }
 }
 
 /* ---- joining and leaving --------------------------------------------------------------- */
@@ -1096,7 +1106,9 @@ void chat_history_flush(struct chat_history *h)
 
 bool chat_history_available(const struct chat_history *h)
 {
-    return h && chat_redis_ready(h->redis);
+    /* both connections: without the subscriber a joining connection would wait for its
+     * room's channel (and its welcome) until the subscriber is back */
+    return h && chat_redis_ready(h->redis) && chat_redis_sub_connected(h->redis);
 }
 
 void chat_history_metrics(const struct chat_history *h, struct cm_buf *b)

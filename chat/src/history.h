@@ -43,8 +43,8 @@ struct chat_history *chat_history_new(struct chat_server *srv, struct lws_vhost 
 /* Closes Redis (pending requests fail quietly). Call before the rooms are freed. NULL ok. */
 void chat_history_free(struct chat_history *h);
 
-/* True while messages can be stored (Redis connected, script loaded): upgrades are refused
- * with 503 otherwise. */
+/* True while messages can be stored and delivered (both Redis connections up, script
+ * loaded): upgrades are refused with 503 otherwise. */
 bool chat_history_available(const struct chat_history *h);
 
 /* c has just joined c->room (ESTABLISHED; c->rid, c->uid, c->since set): c is held (no

@@ -303,7 +303,7 @@ test('Redis paused for 10 s: senders get unavailable, connections stay, then eve
   } finally {
     chat.redis.resume();
   }
-  await until(async () => (await metrics(chat.port)).chat_redis_up === 1, T, 'redis back');
+  await until(async () => { const m = await metrics(chat.port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1; }, T, 'redis back');
   assert.equal(a.ws.readyState, 1, 'connections stayed');
   assert.equal(b.ws.readyState, 1);
   // the client resends what was refused (same client_id), as the page does

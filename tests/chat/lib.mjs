@@ -43,7 +43,10 @@ export async function startChat(env = {}, { redis, port, adminPort, secret, wait
   const d = await startDaemon(BIN.chat, {
     JWT_SECRET: secret, CHAT_PORT: String(port), CHAT_LISTEN_ADDR: '127.0.0.1',
     CHAT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info',
-    CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), ...mongoEnv, ...env,
+    // a generous Redis timeout: under ASan on two busy cores a round trip can take seconds,
+    // and a timeout is an outage (unavailable), which only the outage tests cause on purpose
+    CHAT_REDIS_HOST: '127.0.0.1', CHAT_REDIS_PORT: String(r.port), CHAT_REDIS_TIMEOUT_MS: '15000',
+    ...mongoEnv, ...env,
   }, [port, adminPort]);
   adminPorts.set(port, adminPort);
   if (!redis) {
@@ -51,7 +54,10 @@ export async function startChat(env = {}, { redis, port, adminPort, secret, wait
     const stop = d.stop;
     d.stop = async (...a) => { const x = await stop(...a); await r.cleanup(); return x; };
   }
-  if (waitRedis) await until(async () => (await metrics(port)).chat_redis_up === 1, T, 'chat connected to redis');
+  if (waitRedis) {
+    await until(async () => { const m = await metrics(port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1; },
+      T, 'chat connected to redis');
+  }
   const base = `ws://127.0.0.1:${port}/ws`;
   return {
     d, port, adminPort, secret, redis: r, mongoDb: mongoEnv.CHAT_MONGO_DB,

@@ -35,6 +35,7 @@ export async function startMongo({ port, storage, unref = false } = {}) {
   };
   m.stop = async (signal = 'SIGTERM') => {
     if (!m.child || m.child.exitCode !== null || m.child.signalCode !== null) return;
+    m.child.ref(); // wait for it: its exit must keep the event loop alive
     m.child.kill(signal);
     await m.exited;
   };

@@ -24,6 +24,11 @@ export async function startRedis({ port, aof = false, fsync = 'everysec' } = {})
     r.log = '';
     child.stdout.on('data', (b) => { r.log += b; });
     child.stderr.on('data', (b) => { r.log += b; });
+    // a test that fails before its cleanup must not keep its process alive (the exit hook
+    // above kills what is left)
+    child.unref();
+    child.stdout.unref();
+    child.stderr.unref();
     r.child = child;
     running.add(child);
     r.exited = new Promise((res) => child.on('exit', (code, signal) => { running.delete(child); res({ code, signal }); }));
@@ -37,6 +42,7 @@ export async function startRedis({ port, aof = false, fsync = 'everysec' } = {})
   };
   r.stop = async (signal = 'SIGTERM') => {
     if (!r.child || r.child.exitCode !== null || r.child.signalCode !== null) return;
+    r.child.ref(); // wait for it: its exit must keep the event loop alive
     r.child.kill(signal);
     await r.exited;
   };

@@ -39,7 +39,8 @@ async function waitForRedis(port, d) {
     if (d.child.exitCode !== null || d.child.signalCode !== null) throw new Error(`chat exited:\n${d.stderr}`);
     try {
       const r = await fetch(`http://127.0.0.1:${port}/metrics`);
-      if (/^chat_redis_up 1$/m.test(await r.text())) return;
+      const t = await r.text();
+      if (/^chat_redis_up 1$/m.test(t) && /^chat_redis_subscriber_up 1$/m.test(t)) return;
     } catch { /* not yet */ }
     await sleep(50);
   }
