@@ -185,11 +185,6 @@ struct chat_server {
     struct chat_index index; /* established connections by id and by user */
     struct chat_inbox inbox; /* events from other threads (chat_conn_drain_inbox) */
     uint64_t next_conn_id;
-    /* message ids are "<boot_id>-<seq>": boot_id is random per process, so ids never repeat
-     * across restarts; seq counts the process's messages, so it never repeats when a room
-     * empties and is re-created, and it increases within every room */
-    char boot_id[CHAT_BOOT_ID_HEX + 1];
-    uint64_t next_msg_seq;
     size_t nconns;                /* established WebSocket connections */
     size_t rx_bytes;              /* reassembly buffer bytes held by all connections (budgeted) */
     lws_sorted_usec_list_t sweep; /* the one ping / idle timer of all connections */

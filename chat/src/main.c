@@ -99,10 +99,6 @@ int main(void)
                       lws_log_emit);
 
     srv.cfg = &cfg;
-    unsigned char boot[CHAT_BOOT_ID_HEX / 2];
-    cm_random_bytes(boot, sizeof boot);
-    cm_hex_encode(boot, sizeof boot, srv.boot_id);
-    cm_info("message ids of this process start with %s-", srv.boot_id);
     srv.rooms = chat_rooms_new(CHAT_ROOM_BUCKETS, (uint32_t)cfg.ring_size);
     chat_index_init(&srv.index);
     chat_inbox_init(&srv.inbox);

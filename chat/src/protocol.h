@@ -11,7 +11,7 @@
 struct chat_frame;
 struct chat_room;
 
-/* Random hex digits that start every message id of one daemon process (chat_boot_id). */
+/* Hex digits of the id prefix chat_proto_message takes (tests and the fuzz target). */
 #define CHAT_BOOT_ID_HEX 16
 
 enum chat_req_type { CHAT_REQ_MESSAGE = 1, CHAT_REQ_TYPING = 2, CHAT_REQ_HISTORY = 3 };
@@ -65,8 +65,10 @@ struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *
                                       const char *email, const char *name);
 /* type is "join", "leave" or "typing". */
 struct chat_frame *chat_proto_user_event(const char *type, const char *uid, const char *name);
-/* The message id is "<boot>-<seq>" (docs/protocol.md): boot is the daemon process's random
- * prefix (CHAT_BOOT_ID_HEX hex digits), seq its message counter. */
+/* A message frame with the id "<boot>-<seq>" (boot: CHAT_BOOT_ID_HEX hex digits). Only the
+ * unit tests and the fuzz target use it, to check the encoding; the daemon's message frames
+ * are built by Redis's publish script from chat_proto_message_tail, with the id
+ * "<rid>-<seq>" (docs/protocol.md). */
 struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char *client_id,
                                       size_t client_id_len, const char *room, const char *uid,
                                       const char *name, const char *text, size_t text_len,
