@@ -102,16 +102,20 @@ struct pub {
     struct chat_history *h;
     uint64_t conn_id;
     int64_t rid;
-    bool seeded; /* the counter was reseeded once already */
-    char *cid;   /* copy, NULL if none */
+    bool seeded;    /* the counter was reseeded once already */
+    uint64_t order; /* arrival order at this daemon (chat_history_publish) */
+    char *cid;      /* copy, NULL if none */
     size_t cidlen;
     char *parts[3];
     size_t plen[3];
     char uid[CM_UID_MAX + 1];
 };
 
-/* A room whose counter is being reseeded: its publishes wait here, in order, so one
- * sender's messages keep their order (those already sent come back {2} in order too). */
+/* A room whose counter is being reseeded: its publishes wait here, in arrival order, so one
+ * sender's messages keep their order. Two kinds join the queue: publishes that were already
+ * in Redis's pipeline and come back {2}, and new ones that arrive while the queue exists;
+ * an early publish's {2} can come back after a later one was queued, so the queue is kept
+ * sorted by pub.order (arrival), not by when each joined it. */
 struct seedq {
     struct seedq *next;
     int64_t rid;
@@ -130,6 +134,7 @@ struct chat_history {
     struct chat_room *rooms[RID_BUCKETS]; /* rooms by rid (room->rid_next chains) */
     uint64_t gen;
     uint64_t next_tag;
+    uint64_t next_order;   /* pub.order */
     struct fetch *waiting; /* fetches waiting for the archive */
     struct seedq *seeding; /* rooms whose counter is being reseeded */
     size_t npub;           /* publishes in flight */
@@ -807,11 +812,20 @@ static struct seedq *seedq_of(struct chat_history *h, int64_t rid)
 static void seedq_push(struct seedq *q, struct pub *p)
 {
     p->next = NULL;
-    if (q->tail)
-        q->tail->next = p;
-    else
-        q->head = p;
-    q->tail = p;
+    if (!q->tail || q->tail->order < p->order) {
+        if (q->tail)
+            q->tail->next = p;
+        else
+            q->head = p;
+        q->tail = p;
+        return;
+    }
+    /* an earlier arrival (its {2} came back late): before every later one */
+    struct pub **pp = &q->head;
+    while (*pp && (*pp)->order < p->order)
+        pp = &(*pp)->next;
+    p->next = *pp;
+    *pp = p;
 }
 
 /* The room's counter is seeded (ok) or could not be: send (or refuse) what waited. */
@@ -999,6 +1013,7 @@ void chat_history_publish(struct chat_server *srv, struct chat_conn *c, const st
     struct pub *p = cm_xcalloc(1, sizeof *p);
     h->npub++;
     p->h = h;
+    p->order = ++h->next_order;
     p->conn_id = c->id;
     p->rid = c->rid;
     memcpy(p->uid, c->uid, sizeof p->uid);
