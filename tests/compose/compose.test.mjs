@@ -150,6 +150,19 @@ after(async () => {
   for (const d of [dataDir, redisDir, mongoDir]) rmSync(d, { recursive: true, force: true });
 });
 
+// Runs fn; when it fails, the error carries the tail of every container's log (what a
+// person would look at first).
+async function withLogs(fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    const logs = [];
+    for (const c of await containers()) logs.push(`--- ${c}\n${(await logsOf(c)).slice(-3000)}`);
+    e.message += `\n${logs.join('\n')}`;
+    throw e;
+  }
+}
+
 // Picks the published port just before `up` (a port chosen before a build of minutes may
 // be taken by then).
 async function up() {
@@ -253,10 +266,12 @@ test('down then up keeps users and rooms (data in the bind-mounted dir)', { skip
   assert.ok(existsSync(join(dataDir, 'PG_VERSION')), 'the cluster is on the host');
   assert.ok(existsSync(join(redisDir, 'appendonlydir')), 'the Redis append-only file is on the host');
   await up();
-  const ann = await login(url, first.ann.email, first.ann.password);
-  const room = await ann.get(`/rooms/${first.room}`);
-  assert.equal(room.status, 200, 'the room survived');
-  const t = await ann.chatToken(first.room);
-  assert.equal(t.status, 200);
-  await login(url, first.bob.email, first.bob.password);
+  await withLogs(async () => {
+    const ann = await login(url, first.ann.email, first.ann.password);
+    const room = await ann.get(`/rooms/${first.room}`);
+    assert.equal(room.status, 200, 'the room survived');
+    const t = await ann.chatToken(first.room);
+    assert.equal(t.status, 200);
+    await login(url, first.bob.email, first.bob.password);
+  });
 });

@@ -219,6 +219,9 @@ export async function startStack(opts = {}) {
 // A cookie-keeping HTTP client for one user. Redirects are NOT followed (tests check them).
 // postForm() fetches the form page first when no CSRF token is known yet, and adds the
 // hidden csrf_token from the page's <meta name="csrf-token">.
+// How long one HTTP request of a test may take before it fails, naming the request.
+const REQUEST_TIMEOUT_MS = 30000;
+
 export class WebClient {
   constructor(baseUrl, { headers = {} } = {}) {
     this.base = baseUrl;
@@ -247,10 +250,19 @@ export class WebClient {
   async request(method, path, { body, headers = {} } = {}) {
     const h = { ...this.headers, ...headers };
     if (this.cookies.size) h.cookie = this.cookieHeader();
-    const res = await fetch(this.base + path, { method, body, headers: h, redirect: 'manual',
-      signal: AbortSignal.timeout(30000) });
-    this.keepCookies(res);
-    const text = await res.text();
+    const t0 = Date.now();
+    let res;
+    let text;
+    try {
+      res = await fetch(this.base + path, { method, body, headers: h, redirect: 'manual',
+        signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
+      this.keepCookies(res);
+      text = await res.text();
+    } catch (e) {
+      // A DOMException (the timeout) prints as "{}" in node:test: name the request instead.
+      throw new Error(`${method} ${this.base}${path}: ${e.name}: ${e.message}`
+        + `${e.cause ? ` (${e.cause.code || e.cause.message})` : ''} after ${Date.now() - t0} ms`);
+    }
     const m = text.match(/<meta name="csrf-token" content="([^"]*)"/);
     if (m) this.csrf = m[1];
     return { status: res.status, headers: res.headers, text,
