@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (chat_proto_parse((const char *)data, size, &lim, &req, &err) == 0) {
         if (req.type == CHAT_REQ_MESSAGE) {
             struct chat_frame *f =
-                chat_proto_message("0123456789abcdef", 1, req.client_id, req.client_id_len, "lobby",
-                                   "a@b.c", "A", req.text, req.text_len, 0);
+                chat_proto_message(1, 1, req.client_id, req.client_id_len, "lobby", "a@b.c", "A",
+                                   req.text, req.text_len, 0);
             free(f);
         }
     } else {

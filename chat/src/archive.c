@@ -247,6 +247,41 @@ static bool group_ensure(redisContext **c, const char *key, const char *group)
     return ok;
 }
 
+/* A consumer thread's Redis connection with its group in place (group_ensure). NULL when
+ * either step failed (e.g. LOADING: the caller starts over on a new connection). */
+static redisContext *group_open(struct chat_archive *a, const char *who, const char *key,
+                                const char *group, bool *was_down)
+{
+    redisContext *rc = redis_open(a, who, was_down);
+    if (rc && !group_ensure(&rc, key, group)) {
+        redisFree(rc);
+        rc = NULL;
+    }
+    return rc;
+}
+
+/* A read of a consumer group failed (r: the error reply, or NULL when the connection broke;
+ * freed here). NOGROUP means Redis lost the group (restarted without its data): it is
+ * created again. what: named in the log for any other error, or NULL for no log. */
+static void read_failed(redisContext **rc, redisReply *r, const char *key, const char *group,
+                        const char *what)
+{
+    if (r && reply_is_error(r, "NOGROUP"))
+        group_ensure(rc, key, group);
+    else if (r && what)
+        cm_warn("archive: %s read: %s", what, r->str);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* A step failed: counted, then a pause that doubles up to ARCHIVE_BACKOFF_MAX_MS. */
+static void retry_later(struct chat_archive *a, unsigned *backoff)
+{
+    atomic_fetch_add(&a->write_errors, 1);
+    nap(a, *backoff);
+    *backoff = backoff_next(*backoff);
+}
+
 /* XACK key group ids..., then XDEL key ids... (pipelined). The outbox is never trimmed by
  * MAXLEN: an entry leaves it only here, after its write was acknowledged. */
 static bool ack_del(redisContext **c, const char *key, const char *group, char **ids, size_t n)
@@ -750,23 +785,15 @@ static void *writer_main(void *arg)
 
     while (!stopping(a)) {
         if (!rc) {
-            rc = redis_open(a, "writer", &redis_down);
-            if (rc && !group_ensure(&rc, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP)) {
-                redisFree(rc); /* e.g. LOADING: start over on a new connection */
-                rc = NULL;
-            }
+            rc = group_open(a, "writer", CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP, &redis_down);
             if (!rc) {
-                atomic_fetch_add(&a->write_errors, 1);
-                nap(a, backoff);
-                backoff = backoff_next(backoff);
+                retry_later(a, &backoff);
                 continue;
             }
             pending = true;
         }
         if (!indexed && !(indexed = indexes_ensure(a, &mongo_down))) {
-            atomic_fetch_add(&a->write_errors, 1);
-            nap(a, backoff);
-            backoff = backoff_next(backoff);
+            retry_later(a, &backoff);
             continue;
         }
         batch_reset(&b);
@@ -792,16 +819,8 @@ static void *writer_main(void *arg)
                 batch_add_read(&b, r, "m");
         }
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            /* NOGROUP: Redis lost the group (restarted without its data): create it again */
-            if (r && reply_is_error(r, "NOGROUP"))
-                group_ensure(&rc, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP);
-            else if (r)
-                cm_warn("archive: outbox read: %s", r->str);
-            if (r)
-                freeReplyObject(r);
-            atomic_fetch_add(&a->write_errors, 1);
-            nap(a, backoff);
-            backoff = backoff_next(backoff);
+            read_failed(&rc, r, CHAT_ARCHIVE_OUTBOX, CHAT_ARCHIVE_GROUP, "outbox");
+            retry_later(a, &backoff);
             continue;
         }
         if (b.n == 0) {
@@ -822,10 +841,8 @@ static void *writer_main(void *arg)
             single = true;  /* find the one document the server refuses */
         freeReplyObject(r); /* the frames borrowed from it are no longer needed */
         if (!wrote) {
-            atomic_fetch_add(&a->write_errors, 1);
             pending = true; /* the same entries again, from our pending list */
-            nap(a, backoff);
-            backoff = backoff_next(backoff);
+            retry_later(a, &backoff);
             continue;
         }
         char **ids = cm_xcalloc(b.n, sizeof *ids);
@@ -980,15 +997,10 @@ static void *deleter_main(void *arg)
 
     while (!stopping(a)) {
         if (!rc) {
-            rc = redis_open(a, "deleter", &redis_down);
-            if (rc && !group_ensure(&rc, CHAT_ARCHIVE_DELETIONS, CHAT_ARCHIVE_DELETERS)) {
-                redisFree(rc); /* e.g. LOADING: start over on a new connection */
-                rc = NULL;
-            }
+            rc = group_open(a, "deleter", CHAT_ARCHIVE_DELETIONS, CHAT_ARCHIVE_DELETERS,
+                            &redis_down);
             if (!rc) {
-                atomic_fetch_add(&a->write_errors, 1);
-                nap(a, backoff);
-                backoff = backoff_next(backoff);
+                retry_later(a, &backoff);
                 continue;
             }
             pending = true;
@@ -997,13 +1009,8 @@ static void *deleter_main(void *arg)
         redisReply *r = read_group(a, &rc, CHAT_ARCHIVE_DELETIONS, CHAT_ARCHIVE_DELETERS,
                                    ARCHIVE_DELETE_BATCH, pending, !pending);
         if (!r || r->type == REDIS_REPLY_ERROR) {
-            if (r && reply_is_error(r, "NOGROUP"))
-                group_ensure(&rc, CHAT_ARCHIVE_DELETIONS, CHAT_ARCHIVE_DELETERS);
-            if (r)
-                freeReplyObject(r);
-            atomic_fetch_add(&a->write_errors, 1);
-            nap(a, backoff);
-            backoff = backoff_next(backoff);
+            read_failed(&rc, r, CHAT_ARCHIVE_DELETIONS, CHAT_ARCHIVE_DELETERS, NULL);
+            retry_later(a, &backoff);
             continue;
         }
         batch_add_read(&b, r, NULL);

@@ -213,30 +213,21 @@ struct chat_frame *chat_proto_user_event(const char *type, const char *uid, cons
     return frame_end(&b, CHAT_FRAME_EVENT);
 }
 
-struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char *client_id,
+struct chat_frame *chat_proto_message(int64_t rid, uint64_t seq, const char *client_id,
                                       size_t client_id_len, const char *room, const char *uid,
                                       const char *name, const char *text, size_t text_len,
                                       int64_t ts_ms)
 {
+    size_t tail_len;
+    char *tail = chat_proto_message_tail(client_id, client_id_len, room, uid, name, text, text_len,
+                                         ts_ms, &tail_len);
     struct cm_buf b;
     frame_begin(&b);
-    cm_buf_reserve(&b, text_len + 256);
-    cm_buf_puts(&b, "{\"type\":\"message\",\"id\":");
-    char id[CHAT_BOOT_ID_HEX + 2 + 20 + 1];
-    int n = snprintf(id, sizeof id, "%s-%" PRIu64, boot, seq);
-    cm_buf_append_json(&b, id, n < 0 ? 0 : (size_t)n < sizeof id ? (size_t)n : sizeof id - 1);
-    cm_buf_puts(&b, ",\"client_id\":");
-    if (client_id)
-        cm_buf_append_json(&b, client_id, client_id_len);
-    else
-        cm_buf_puts(&b, "null");
-    cm_buf_puts(&b, ",\"room\":");
-    json_cstr(&b, room);
-    cm_buf_puts(&b, ",\"user\":");
-    user_obj(&b, uid, name);
-    cm_buf_puts(&b, ",\"text\":");
-    cm_buf_append_json(&b, text, text_len);
-    cm_buf_printf(&b, ",\"ts\":%" PRId64 "}", ts_ms);
+    cm_buf_reserve(&b, tail_len + 96);
+    cm_buf_printf(&b, "{\"type\":\"message\",\"id\":\"%" PRId64 "-%" PRIu64 "\",\"seq\":%" PRIu64,
+                  rid, seq, seq);
+    cm_buf_append(&b, tail, tail_len);
+    free(tail);
     return frame_end(&b, CHAT_FRAME_MESSAGE);
 }
 

@@ -11,9 +11,6 @@
 struct chat_frame;
 struct chat_room;
 
-/* Hex digits of the id prefix chat_proto_message takes (tests and the fuzz target). */
-#define CHAT_BOOT_ID_HEX 16
-
 enum chat_req_type { CHAT_REQ_MESSAGE = 1, CHAT_REQ_TYPING = 2, CHAT_REQ_HISTORY = 3 };
 
 struct chat_limits {
@@ -65,11 +62,11 @@ struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *
                                       const char *email, const char *name);
 /* type is "join", "leave" or "typing". */
 struct chat_frame *chat_proto_user_event(const char *type, const char *uid, const char *name);
-/* A message frame with the id "<boot>-<seq>" (boot: CHAT_BOOT_ID_HEX hex digits). Only the
- * unit tests and the fuzz target use it, to check the encoding; the daemon's message frames
- * are built by Redis's publish script from chat_proto_message_tail, with the id
- * "<rid>-<seq>" (docs/protocol.md). */
-struct chat_frame *chat_proto_message(const char *boot, uint64_t seq, const char *client_id,
+/* The message frame exactly as Redis's publish script stores it for room id rid (below):
+ * {"type":"message","id":"<rid>-<seq>","seq":<seq> then chat_proto_message_tail. The
+ * daemon lets the script assign seq; the unit tests and the fuzz target use this to check
+ * the encoding of the same bytes. */
+struct chat_frame *chat_proto_message(int64_t rid, uint64_t seq, const char *client_id,
                                       size_t client_id_len, const char *room, const char *uid,
                                       const char *name, const char *text, size_t text_len,
                                       int64_t ts_ms);

@@ -97,13 +97,14 @@ static void test_encoded_message_round_trips(void **state)
 {
     (void)state;
     const char *text = "quote \" backslash \\ newline \n tab \t <b>&</b> \x01";
-    struct chat_frame *f = chat_proto_message("00c0ffee00c0ffee", 42, "cid", 3, "lobby", "ann-id",
-                                              "Ann \"A\"", text, strlen(text), 1700000000123);
+    struct chat_frame *f = chat_proto_message(7, 42, "cid", 3, "lobby", "ann-id", "Ann \"A\"", text,
+                                              strlen(text), 1700000000123);
     assert_int_equal(f->kind, CHAT_FRAME_MESSAGE);
     cJSON *j = cJSON_ParseWithLength((const char *)f->payload, f->len);
     assert_non_null(j);
     assert_string_equal(cJSON_GetObjectItem(j, "type")->valuestring, "message");
-    assert_string_equal(cJSON_GetObjectItem(j, "id")->valuestring, "00c0ffee00c0ffee-42");
+    assert_string_equal(cJSON_GetObjectItem(j, "id")->valuestring, "7-42");
+    assert_true(cJSON_GetObjectItem(j, "seq")->valuedouble == 42.0);
     assert_string_equal(cJSON_GetObjectItem(j, "client_id")->valuestring, "cid");
     assert_string_equal(cJSON_GetObjectItem(j, "text")->valuestring, text);
     assert_true(cJSON_GetObjectItem(j, "ts")->valuedouble == 1700000000123.0);
@@ -114,7 +115,7 @@ static void test_encoded_message_round_trips(void **state)
     cJSON_Delete(j);
     free(f);
 
-    f = chat_proto_message("00c0ffee00c0ffee", 1, NULL, 0, "lobby", "a@b.c", "A", "x", 1, 0);
+    f = chat_proto_message(7, 1, NULL, 0, "lobby", "a@b.c", "A", "x", 1, 0);
     j = cJSON_ParseWithLength((const char *)f->payload, f->len);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(j, "client_id")));
     cJSON_Delete(j);
