@@ -28,6 +28,7 @@
 
 #include "cm_alloc.h"
 #include "cm_log.h"
+#include "cm_resolve.h"
 
 #define ARCHIVE_READERS 2          /* reader threads (each holds one pooled client at a time) */
 #define ARCHIVE_BLOCK_MS 500       /* XREADGROUP BLOCK: also how fast the threads see a stop */
@@ -196,9 +197,17 @@ static bool reply_is_error(const redisReply *r, const char *prefix)
 static redisContext *redis_open(struct chat_archive *a, const char *who, bool *was_down)
 {
     const struct chat_config *cfg = a->cfg;
-    redisContext *c = redisConnectWithTimeout(cfg->redis_host, (int)cfg->redis_port,
-                                              ms_tv(cfg->redis_timeout_ms));
+    char addr[CM_RESOLVE_ADDR_MAX];
+    redisContext *c = NULL;
+    if (!cm_resolve_wait(cfg->redis_host, addr, sizeof addr, cfg->redis_timeout_ms)) {
+        if (!*was_down)
+            cm_warn("archive %s: redis %s: no address yet (retrying)", who, cfg->redis_host);
+        *was_down = true;
+        return NULL;
+    }
+    c = redisConnectWithTimeout(addr, (int)cfg->redis_port, ms_tv(cfg->redis_timeout_ms));
     if (!c || c->err) {
+        cm_resolve_refresh(cfg->redis_host);
         if (!*was_down)
             cm_warn("archive %s: redis %s:%lld: %s (retrying)", who, cfg->redis_host,
                     cfg->redis_port, c ? c->errstr : "out of memory");

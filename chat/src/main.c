@@ -14,6 +14,7 @@
 
 #include "cm_alloc.h"
 #include "cm_log.h"
+#include "cm_resolve.h"
 #include "cm_util.h"
 
 #define CHAT_ROOM_BUCKETS 1024
@@ -172,6 +173,11 @@ int main(void)
     chat_inbox_set_context(&srv.inbox, ctx);
     cm_info("listening on %s:%lld (WebSocket at /ws), admin on %s:%lld (/healthz, /metrics)",
             cfg.listen_addr, cfg.port, cfg.admin_addr, cfg.admin_port);
+    /* A first answer for Redis's name before the loop, which only reads the cache: the first
+     * connection then goes out at once (cm_resolve.h; no answer yet: it retries). */
+    char redis_addr[CM_RESOLVE_ADDR_MAX];
+    if (!cm_resolve_wait(cfg.redis_host, redis_addr, sizeof redis_addr, cfg.redis_timeout_ms))
+        cm_warn("redis: %s has no address yet (retrying in the background)", cfg.redis_host);
     srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), archive);
     chat_conn_sweep_start(&srv);
 
@@ -205,6 +211,7 @@ int main(void)
     chat_index_free(&srv.index);
     chat_rooms_free(srv.rooms);
     chat_rawguard_free();
+    cm_resolve_stop(); /* after every thread that asks it */
     chat_config_free();
     cm_info("stopped");
     return 0;

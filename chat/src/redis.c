@@ -17,6 +17,7 @@
 
 #include "cm_alloc.h"
 #include "cm_log.h"
+#include "cm_resolve.h"
 #include "cm_util.h"
 
 #define TICK_MS 50         /* how often deadlines and reconnects are checked */
@@ -386,17 +387,22 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 static void link_start(struct link *l)
 {
     struct chat_redis *r = l->r;
-    redisAsyncContext *ac = redisAsyncConnect(r->o.host, r->o.port);
+    /* redisAsyncConnect resolves a name with a blocking getaddrinfo: on this event loop only
+     * an address from the resolver's cache is used (cm_resolve.h). */
+    char addr[CM_RESOLVE_ADDR_MAX];
+    redisAsyncContext *ac = NULL;
+    if (!cm_resolve_numeric(r->o.host, addr, sizeof addr)) {
+        cm_debug("redis: %s: address not known yet", r->o.host);
+        goto retry;
+    }
+    ac = redisAsyncConnect(addr, r->o.port);
     if (!ac)
         cm_oom(sizeof(redisAsyncContext));
     if (ac->err) {
         cm_debug("redis: cannot connect the %s connection: %s", l->name, ac->errstr);
         redisAsyncFree(ac);
-        l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
-        if (l->backoff_ms > BACKOFF_MAX_MS)
-            l->backoff_ms = BACKOFF_MAX_MS;
-        l->retry_at_ms = cm_mono_ms() + l->backoff_ms;
-        return;
+        cm_resolve_refresh(r->o.host);
+        goto retry;
     }
     int fd = dup(ac->c.fd);
     lws_sock_file_fd_type u;
@@ -426,6 +432,12 @@ static void link_start(struct link *l)
     ac->ev.cleanup = ev_cleanup;
     redisAsyncSetConnectCallback(ac, on_connect); /* asks for a writeable event */
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    return;
+retry:
+    l->backoff_ms = l->backoff_ms ? l->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (l->backoff_ms > BACKOFF_MAX_MS)
+        l->backoff_ms = BACKOFF_MAX_MS;
+    l->retry_at_ms = cm_mono_ms() + l->backoff_ms;
 }
 
 static void tick(lws_sorted_usec_list_t *sul)

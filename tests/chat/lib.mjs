@@ -32,7 +32,7 @@ const adminPorts = new Map();
 // it; query such as 'since=5' or '&since=5') and the Authorization: Bearer header;
 // chat.cookieTarget(token, room, origin) is how a browser connects: /ws?room=ROOM with the
 // parley_ws_ROOM cookie and an Origin header.
-export async function startChat(env = {}, { redis, port, adminPort, secret, waitRedis = true } = {}) {
+export async function startChat(env = {}, { redis, port, adminPort, secret, waitRedis = true, bin = BIN.chat } = {}) {
   port = port || await freePort();
   adminPort = adminPort || await freePort();
   while (adminPort === port) adminPort = await freePort();
@@ -40,7 +40,7 @@ export async function startChat(env = {}, { redis, port, adminPort, secret, wait
   const r = redis || await startRedis();
   const m = env.CHAT_MONGO_URI ? null : await sharedMongo();
   const mongoEnv = m ? { CHAT_MONGO_URI: m.uri, CHAT_MONGO_DB: `t${randomBytes(6).toString('hex')}` } : {};
-  const d = await startDaemon(BIN.chat, {
+  const d = await startDaemon(bin, {
     JWT_SECRET: secret, CHAT_PORT: String(port), CHAT_LISTEN_ADDR: '127.0.0.1',
     CHAT_ADMIN_PORT: String(adminPort), LOG_LEVEL: 'info',
     // a generous Redis timeout: under ASan on two busy cores a round trip can take seconds,

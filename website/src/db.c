@@ -1,6 +1,7 @@
 #include "db.h"
 
 #include "cm_log.h"
+#include "cm_resolve.h"
 #include "cm_util.h"
 #include "cm_alloc.h"
 #include "config.h"
@@ -92,10 +93,28 @@ PGconn *web_db_connect(void)
     snprintf(port, sizeof port, "%lld", web_cfg.db_port);
     snprintf(options, sizeof options, "-c statement_timeout=%lld -c lock_timeout=%lld",
              web_cfg.db_timeout_ms, web_cfg.db_timeout_ms);
+    /* libpq resolves a host name with a blocking getaddrinfo inside PQconnectPoll, which
+     * the deadline below cannot bound: the address comes from the resolver's cache instead
+     * and goes to libpq as hostaddr (host stays, for messages and password-file lookups;
+     * libpq "Parameter Key Words"). A host starting with '/' is a Unix-socket directory. */
+    char addr[CM_RESOLVE_ADDR_MAX] = "";
+    bool by_socket = web_cfg.db_host[0] == '/';
+    if (!by_socket && !cm_resolve_numeric(web_cfg.db_host, addr, sizeof addr)) {
+        cm_warn("database: %s: its address is not known yet", web_cfg.db_host);
+        return NULL;
+    }
     const char *keys[] = {"host",     "port",    "dbname",           "user",
-                          "password", "options", "application_name", NULL};
-    const char *vals[] = {web_cfg.db_host,     port,    web_cfg.db_name,  web_cfg.db_user,
-                          web_cfg.db_password, options, "parley-website", NULL};
+                          "password", "options", "application_name", by_socket ? NULL : "hostaddr",
+                          NULL};
+    const char *vals[] = {web_cfg.db_host,
+                          port,
+                          web_cfg.db_name,
+                          web_cfg.db_user,
+                          web_cfg.db_password,
+                          options,
+                          "parley-website",
+                          addr,
+                          NULL};
     int64_t deadline = cm_mono_ms() + web_cfg.db_connect_timeout * 1000;
     PGconn *c = PQconnectStartParams(keys, vals, 0);
     if (!c)
@@ -116,6 +135,8 @@ PGconn *web_db_connect(void)
         first_line(why ? why : PQerrorMessage(c), msg, sizeof msg);
         cm_warn("database: cannot connect to %s:%lld/%s: %s", web_cfg.db_host, web_cfg.db_port,
                 web_cfg.db_name, msg);
+        if (!by_socket)
+            cm_resolve_refresh(web_cfg.db_host); /* it may have moved */
         PQfinish(c);
         return NULL;
     }

@@ -6,6 +6,7 @@
 
 #include "cm_alloc.h"
 #include "cm_log.h"
+#include "cm_resolve.h"
 #include "config.h"
 #include "db.h"
 
@@ -33,9 +34,18 @@ static struct timeval ms_tv(long long ms)
 /* Connects and AUTHs. NULL on failure; *down keeps the log to one line per outage. */
 static redisContext *redis_open(bool *down)
 {
-    redisContext *c = redisConnectWithTimeout(web_cfg.redis_host, (int)web_cfg.redis_port,
-                                              ms_tv(web_cfg.redis_timeout_ms));
+    char addr[CM_RESOLVE_ADDR_MAX];
+    redisContext *c = NULL;
+    if (!cm_resolve_wait(web_cfg.redis_host, addr, sizeof addr, web_cfg.redis_timeout_ms)) {
+        if (!*down)
+            cm_warn("events: redis %s: no address yet (room deletions wait in room_deletions)",
+                    web_cfg.redis_host);
+        *down = true;
+        return NULL;
+    }
+    c = redisConnectWithTimeout(addr, (int)web_cfg.redis_port, ms_tv(web_cfg.redis_timeout_ms));
     if (!c || c->err) {
+        cm_resolve_refresh(web_cfg.redis_host);
         if (!*down)
             cm_warn("events: redis %s:%lld: %s (room deletions wait in room_deletions)",
                     web_cfg.redis_host, web_cfg.redis_port, c ? c->errstr : "out of memory");

@@ -1,6 +1,7 @@
 /* parley-website: configuration, start-up, signal handling, orderly shutdown. */
 #include "cm_alloc.h"
 #include "cm_log.h"
+#include "cm_resolve.h"
 #include "cm_util.h"
 #include "config.h"
 #include "db.h"
@@ -53,6 +54,13 @@ int main(void)
     sigaddset(&stopset, SIGTERM);
     sigaddset(&stopset, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stopset, &old);
+    /* A first answer for Redis's name (unread counts), so the first pages have it; requests
+     * themselves only read the resolver's cache (cm_resolve.h). */
+    char redis_addr[CM_RESOLVE_ADDR_MAX];
+    if (!stop_signal && !cm_resolve_wait(web_cfg.redis_host, redis_addr, sizeof redis_addr,
+                                         web_cfg.redis_timeout_ms))
+        cm_warn("redis: %s has no address yet (unread counts unknown until it has)",
+                web_cfg.redis_host);
     web_events_start(); /* room deletions for the chat archive; retries by itself */
     if (!stop_signal && web_http_start() < 0)
         goto out_db;
@@ -70,6 +78,7 @@ out_pw:
 out_cfg:
     web_events_stop();
     web_seqs_close();
+    cm_resolve_stop(); /* after every thread that asks it */
     web_config_free();
     return rc;
 }

@@ -2,6 +2,7 @@
 #include "seqs.h"
 
 #include "cm_log.h"
+#include "cm_resolve.h"
 #include "config.h"
 
 #include <hiredis/hiredis.h>
@@ -45,8 +46,16 @@ static bool open_locked(void)
 {
     long long ms = timeout_ms();
     struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
-    ctx = redisConnectWithTimeout(web_cfg.redis_host, (int)web_cfg.redis_port, tv);
+    /* The address comes from the resolver's cache: a slow DNS answer never holds a page
+     * (cm_resolve.h). Not known yet: unknown counts now, the address soon. */
+    char addr[CM_RESOLVE_ADDR_MAX];
+    if (!cm_resolve_numeric(web_cfg.redis_host, addr, sizeof addr)) {
+        fail("its address is not known yet");
+        return false;
+    }
+    ctx = redisConnectWithTimeout(addr, (int)web_cfg.redis_port, tv);
     if (!ctx || ctx->err) {
+        cm_resolve_refresh(web_cfg.redis_host); /* it may have moved */
         fail(ctx ? ctx->errstr : "out of memory");
         return false;
     }
