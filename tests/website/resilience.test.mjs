@@ -152,6 +152,20 @@ test('PostgreSQL stopped with SIGSTOP: pages answer 503 within the deadline, sta
   }
 });
 
+// Waits until at least n connections to port are accepted with nothing left unread.
+async function untilSiteRead(port, n, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const ss = (args) => execFileSync('ss', ['-Htn', ...args], { encoding: 'utf8' })
+      .split('\n').filter(Boolean).map((l) => l.trim().split(/\s+/));
+    const listen = ss(['state', 'listening', `sport = :${port}`]);
+    const est = ss(['state', 'established', `sport = :${port}`]);
+    if (listen.every((c) => c[0] === '0') && est.length >= n && est.every((c) => c[0] === '0')) return;
+    if (Date.now() > end) throw new Error(`the site did not take ${n} connections: ${JSON.stringify({ listen, est: est.length })}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 test('shutdown while logins wait for the hash pool: every one answered, clean exit; thread-per-connection mode too', async () => {
   for (const threads of ['4', '0']) {
     const site = await startSite({ env: { WEB_THREADS: threads, PWHASH_CONCURRENCY: '1',
@@ -173,7 +187,10 @@ test('shutdown while logins wait for the hash pool: every one answered, clean ex
         statuses.push(e.name === 'TimeoutError' ? 'hang' : 'closed');
       }
     });
-    await new Promise((r) => setTimeout(r, 200));
+    // Stop only once the site holds every login (accepted and read: its listen queue and
+    // every connection's receive queue are empty, ss(8)); a connection still in the kernel's
+    // queue when the daemon stops could only be reset, which is not what this tests.
+    await untilSiteRead(site.port, 40);
     const r = await site.stop();
     await Promise.all(storm);
     assert.deepEqual(r, { code: 0, signal: null }, site.web.stderr.slice(-3000));
