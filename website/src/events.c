@@ -38,8 +38,9 @@ static redisContext *redis_open(bool *down)
                                               ms_tv(web_cfg.redis_timeout_ms));
     if (!c || c->err) {
         if (!*down)
-            cm_warn("events: redis %s:%lld: %s (events wait in the outbox)", web_cfg.redis_host,
-                    web_cfg.redis_port, c ? c->errstr : "out of memory");
+            cm_warn("events: redis %s:%lld: %s (room deletions wait in room_deletions, moderation "
+                    "events in moderation_events)",
+                    web_cfg.redis_host, web_cfg.redis_port, c ? c->errstr : "out of memory");
         *down = true;
         redisFree(c);
         return NULL;
@@ -75,7 +76,8 @@ static bool xadd(redisContext **c, int argc, const char **argv)
     redisReply *r = redisCommandArgv(*c, argc, argv, lens);
     bool ok = r && r->type == REDIS_REPLY_STRING;
     if (!r)
-        cm_warn("events: redis: %s (events wait in the outbox)",
+        cm_warn("events: redis: %s (room deletions wait in room_deletions, moderation events in "
+                "moderation_events)",
                 (*c)->errstr[0] ? (*c)->errstr : "connection lost");
     else if (!ok)
         cm_warn("events: XADD %s: %s", argv[1],
