@@ -69,7 +69,7 @@ async function banThroughAdminPage(email) {
   await Promise.all([page.waitForEvent('load'), page.locator('dialog .confirm-yes').click()]);
 }
 
-test('an admin bans a user with the admin page form: the next token fails and the page says why',
+test('an admin bans a user with the admin page form: the open page is told at once, says why and stops',
   () => withLogs(async () => {
     await say(bob, 'hello before the ban');
     await ann.page.locator('#chat .msg-text', { hasText: 'hello before the ban' }).waitFor();
