@@ -8,6 +8,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { uidOf, ridOf } from '../lib/token.mjs';
 import { startRedis } from '../lib/redis.mjs';
+import { SANITIZER_RE } from '../lib/stack.mjs';
 import { startChat, Client, metrics, until, T } from './lib.mjs';
 
 let redis;
@@ -17,8 +18,11 @@ before(async () => {
   chat = await startChat({ CHAT_MODERATION_MAX_ENTRIES: '100' }, { redis });
 });
 after(async () => {
-  await chat?.d.stop();
+  const r = await chat?.d.stop();
   await redis?.cleanup();
+  // a clean exit, and no sanitizer report (ASan/UBSan builds)
+  assert.deepEqual(r, { code: 0, signal: null }, chat?.d.stderr.slice(-4000));
+  assert.doesNotMatch(chat?.d.stderr || '', SANITIZER_RE);
 });
 
 const STREAM = 'parley:moderation';
