@@ -290,7 +290,7 @@ static bool str_eq(const redisReply *r, const char *s)
 /* A decimal integer 1..max of a string reply. */
 static bool parse_int(const redisReply *r, int64_t max, int64_t *out)
 {
-    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 19)
+    if (r->type != REDIS_REPLY_STRING || r->len == 0 || r->len > 18) /* no overflow */
         return false;
     int64_t v = 0;
     for (size_t i = 0; i < r->len; i++) {
