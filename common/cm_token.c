@@ -118,6 +118,8 @@ enum cm_token_err cm_token_sign(const struct cm_token_claims *c, const unsigned 
         jwt_add_grant(jwt, "jti", c->jti) || jwt_add_grant_int(jwt, "iat", (long)c->iat) ||
         jwt_add_grant_int(jwt, "exp", (long)c->exp))
         goto out;
+    if (c->sid[0] && (!cm_uid_valid(c->sid, strlen(c->sid)) || jwt_add_grant(jwt, "sid", c->sid)))
+        goto out;
     *out = jwt_encode_str(jwt);
     if (*out)
         rc = CM_TOKEN_OK;
@@ -125,6 +127,8 @@ out:
     jwt_free(jwt);
     return rc;
 }
+
+_Static_assert(CM_SID_MAX == CM_UID_MAX, "a sid has the shape of a uid: cm_uid_valid checks both");
 
 /* Reads an integral JSON number that fits comfortably in int64 (|x| < 2^53). */
 static bool get_int(const cJSON *obj, const char *key, int64_t *v)
@@ -275,6 +279,13 @@ static enum cm_token_err check_claims(const char *b64, size_t len, int64_t now,
     memcpy(c.room, room, strlen(room) + 1);
     if (jti && strlen(jti) < sizeof c.jti)
         memcpy(c.jti, jti, strlen(jti) + 1);
+    /* optional; when present it has the shape of a public id (same alphabet, same bound) */
+    if (cJSON_GetObjectItemCaseSensitive(p, "sid")) {
+        const char *sid = get_str(p, "sid");
+        if (!sid || !cm_uid_valid(sid, strlen(sid)))
+            goto out;
+        memcpy(c.sid, sid, strlen(sid) + 1);
+    }
     *out = c;
     rc = CM_TOKEN_OK;
 out:

@@ -1,7 +1,9 @@
 /* Chat tokens: HS256 JWTs signed by the website and verified by the chat daemon.
  * Claims (docs/protocol.md "Chat token"): iss="website", aud="chat", sub=email, uid=the user's
  * public id, name, room, rid=the room's id (rooms.id), iat, exp, jti (RFC 7519 §4.1 for the
- * registered ones). */
+ * registered ones), and optionally sid: the non-secret public id of the website session the
+ * token was issued to (sessions.public_id, never the cookie or its hash), which lets a logout
+ * revoke that session's tokens (docs/protocol.md "Moderation"). */
 #ifndef CM_TOKEN_H
 #define CM_TOKEN_H
 
@@ -20,6 +22,7 @@
 #define CM_EMAIL_MAX 254
 #define CM_NAME_MAX 64 /* display name, in characters (code points) */
 #define CM_UID_MAX 64  /* public user id: 1..64 of [A-Za-z0-9_-] (the website uses a UUID) */
+#define CM_SID_MAX 64  /* public session id (claim sid): 1..64 of [A-Za-z0-9_-], optional */
 #define CM_TOKEN_RID_MAX 9007199254740991LL /* 2^53 - 1: exact in every JSON parser */
 #define CM_ROOM_MIN 3
 #define CM_ROOM_MAX 32
@@ -31,6 +34,7 @@ struct cm_token_claims {
     char room[CM_ROOM_MAX + 1];
     int64_t rid; /* rooms.id, 1..2^53-1: names are reused after a deletion, ids never are */
     char jti[33];
+    char sid[CM_SID_MAX + 1]; /* "" = no sid claim (set it after cm_token_claims_init) */
     int64_t iat;
     int64_t exp;
 };

@@ -69,6 +69,10 @@ struct chat_config {
     long long archive_batch;    /* CHAT_ARCHIVE_BATCH: outbox entries per MongoDB write */
     long long archive_claim_ms; /* CHAT_ARCHIVE_CLAIM_MS: idle time before XAUTOCLAIM */
     long long history_queue;    /* CHAT_HISTORY_QUEUE: archive queries waiting */
+    /* moderation (moderation.c: its own Redis client) */
+    long long mod_block_ms;    /* CHAT_MODERATION_BLOCK_MS: XREAD BLOCK of the event stream */
+    long long mod_batch;       /* CHAT_MODERATION_BATCH: events read per XREAD */
+    long long mod_max_entries; /* CHAT_MODERATION_MAX_ENTRIES: revocations kept in memory */
 };
 
 int chat_config_load(struct chat_config *cfg, char *err, size_t errlen);
@@ -140,6 +144,9 @@ struct chat_conn {
     bool held;             /* nothing is written until welcome + history are queued */
     bool waiting;          /* held until the room knows its last seq */
     uint8_t hist_inflight; /* history reads in flight */
+    /* moderation (moderation.c): what a revocation is matched against */
+    int64_t iat;              /* the token's iat, Unix s */
+    char sid[CM_SID_MAX + 1]; /* the token's sid claim, "" = none */
 };
 
 #define CHAT_REJ_COUNT 20 /* entries of enum chat_reject */
@@ -181,6 +188,7 @@ struct chat_server {
     struct lws_context *ctx;
     struct chat_rooms *rooms;
     struct chat_history *hist; /* history.c: Redis, the archive */
+    struct chat_mod *mod;      /* moderation.c: revocations, the moderation stream */
     struct chat_counters n;
     struct chat_index index; /* established connections by id and by user */
     struct chat_inbox inbox; /* events from other threads (chat_conn_drain_inbox) */

@@ -108,6 +108,13 @@ static const struct cm_cfg_entry table[] = {
      "ms an outbox entry stays unacked before another archiver takes it over"},
     {"CHAT_HISTORY_QUEUE", CM_CFG_INT, "1024", 1, 1000000, &cfg.history_queue,
      "archive (MongoDB) history queries waiting; beyond it `unavailable`"},
+    /* moderation (moderation.c) */
+    {"CHAT_MODERATION_BLOCK_MS", CM_CFG_INT, "1000", 10, 30000, &cfg.mod_block_ms,
+     "ms one XREAD of the moderation stream waits for events (then it is sent again)"},
+    {"CHAT_MODERATION_BATCH", CM_CFG_INT, "500", 1, 10000, &cfg.mod_batch,
+     "moderation events read per XREAD"},
+    {"CHAT_MODERATION_MAX_ENTRIES", CM_CFG_INT, "200000", 100, 10000000, &cfg.mod_max_entries,
+     "revocations kept in memory; beyond it older tokens are refused (1013)"},
 };
 /* clang-format on */
 #define NTABLE (sizeof table / sizeof table[0])

@@ -3,6 +3,7 @@
  * thread (LWS_MAX_SMP is 1 in Debian's build), so no locks. */
 #include "chat.h"
 #include "history.h"
+#include "moderation.h"
 #include "fanout.h"
 #include "protocol.h"
 #include "rawguard.h"
@@ -206,6 +207,17 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
         srv->n.framing_violations++;
         lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)"framing", 7);
         return -1;
+    }
+    /* a revoked token (ban, logout, removal, deleted room; moderation.c) gets the upgrade and
+     * then the reason and the close code a live connection would get, so a client handles
+     * both the same way; also 1013 while this daemon has not read the events yet */
+    const char *mcode, *mmsg;
+    int mc = chat_mod_check(srv->mod, c, &mcode, &mmsg);
+    if (mc) {
+        cm_info("connection refused room=%s user=%s reason=%s", ident_room(c), ident_uid(c), mmsg);
+        c->refused = true;
+        (void)send_private(srv, c, chat_proto_error(mcode, mmsg, NULL, 0));
+        return close_soon(srv, c, (enum lws_close_status)mc, mmsg);
     }
     enum chat_admit adm = chat_user_admit(srv, ident_uid(c), ident_room(c));
     if (adm != CHAT_ADMIT_OK) {

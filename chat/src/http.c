@@ -7,6 +7,7 @@
  * (docs/protocol.md "Connecting"). */
 #include "chat.h"
 #include "history.h"
+#include "moderation.h"
 #include "handshake.h"
 #include "rawguard.h"
 #include "room.h"
@@ -328,6 +329,8 @@ static int filter_upgrade(struct chat_server *srv, struct lws *wsi, struct chat_
     c->has_since = q.has_since;
     c->rid = cl.rid;
     memcpy(c->uid, cl.uid, sizeof c->uid);
+    c->iat = cl.iat; /* revocations are matched at ESTABLISHED (moderation.c) */
+    memcpy(c->sid, cl.sid, sizeof c->sid);
 
     chat_conn_set_identity(c, &cl);
     c->authed = true;
@@ -430,6 +433,7 @@ static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri,
         cm_buf_init(&b);
         metrics_body(srv, &b);
         chat_history_metrics(srv->hist, &b);
+        chat_mod_metrics(srv->mod, &b);
         rc = http_respond(wsi, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, b.data,
                           b.len, false);
         cm_buf_free(&b);

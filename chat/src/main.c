@@ -2,6 +2,7 @@
 #include "archive.h"
 #include "chat.h"
 #include "history.h"
+#include "moderation.h"
 #include "rawguard.h"
 #include "redis.h"
 #include "room.h"
@@ -179,12 +180,14 @@ int main(void)
     if (!cm_resolve_wait(cfg.redis_host, redis_addr, sizeof redis_addr, cfg.redis_timeout_ms))
         cm_warn("redis: %s has no address yet (retrying in the background)", cfg.redis_host);
     srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), archive);
+    srv.mod = chat_mod_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"));
     chat_conn_sweep_start(&srv);
 
     while (!stop_requested) {
         if (lws_service(ctx, 0) < 0)
             break;
         chat_history_flush(srv.hist);
+        chat_mod_flush(srv.mod);
     }
 
     /* SIGTERM: refuse new upgrades, send every client a 1001 close, give them
@@ -203,6 +206,8 @@ int main(void)
         cm_warn("%zu connections did not close in time", srv.nconns);
     chat_history_free(srv.hist);
     srv.hist = NULL;
+    chat_mod_free(srv.mod);
+    srv.mod = NULL;
     chat_archive_free(archive); /* before the context: its threads wake it */
     the_ctx = NULL;
     chat_inbox_set_context(&srv.inbox, NULL);

@@ -351,6 +351,39 @@ static void claims_bounds(void **state)
     assert_false(cm_room_name_valid("abcdefghijabcdefghijabcdefghijabc", 33));
 }
 
+/* The optional sid claim (the session's public id, for logout revocation): round trip, absent
+ * is "", and a present one of the wrong shape refuses the token. */
+static void session_id_claim(void **state)
+{
+    (void)state;
+    struct cm_token_claims c, out;
+    assert_int_equal(cm_token_claims_init(&c, "ann@example.com", "u-1", "Ann", "lobby", 7, NOW, 60),
+                     0);
+    snprintf(c.sid, sizeof c.sid, "%s", "0123456789abcdef0123456789abcdef");
+    char *tok = NULL;
+    assert_int_equal(cm_token_sign(&c, (const unsigned char *)KEY, KEYLEN, &tok), CM_TOKEN_OK);
+    assert_int_equal(
+        cm_token_verify(tok, strlen(tok), (const unsigned char *)KEY, KEYLEN, NOW, &out),
+        CM_TOKEN_OK);
+    assert_string_equal(out.sid, "0123456789abcdef0123456789abcdef");
+    free(tok);
+    assert_int_equal(cm_token_verify(forge(HDR, payload("website", "chat", ""), KEY),
+                                     strlen(forge(HDR, payload("website", "chat", ""), KEY)),
+                                     (const unsigned char *)KEY, KEYLEN, NOW, &out),
+                     CM_TOKEN_OK);
+    assert_string_equal(out.sid, "");
+    assert_int_equal(verify(forge(HDR, payload("website", "chat", ",\"sid\":\"a b\""), KEY)),
+                     CM_TOKEN_BAD_CLAIM);
+    assert_int_equal(verify(forge(HDR, payload("website", "chat", ",\"sid\":7"), KEY)),
+                     CM_TOKEN_BAD_CLAIM);
+    assert_int_equal(verify(forge(HDR, payload("website", "chat", ",\"sid\":\"\""), KEY)),
+                     CM_TOKEN_BAD_CLAIM);
+    /* a sid of the wrong shape is never signed */
+    snprintf(c.sid, sizeof c.sid, "%s", "not/valid");
+    assert_int_equal(cm_token_sign(&c, (const unsigned char *)KEY, KEYLEN, &tok),
+                     CM_TOKEN_BAD_CLAIM);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -365,6 +398,7 @@ int main(void)
         cmocka_unit_test(missing_claims),
         cmocka_unit_test(garbage_and_truncated),
         cmocka_unit_test(claims_bounds),
+        cmocka_unit_test(session_id_claim),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

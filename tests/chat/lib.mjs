@@ -55,7 +55,8 @@ export async function startChat(env = {}, { redis, port, adminPort, secret, wait
     d.stop = async (...a) => { const x = await stop(...a); await r.cleanup(); return x; };
   }
   if (waitRedis) {
-    await until(async () => { const m = await metrics(port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1; },
+    await until(async () => { const m = await metrics(port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1
+      && m.chat_moderation_synced === 1; },
       T, 'chat connected to redis');
   }
   const base = `ws://127.0.0.1:${port}/ws`;

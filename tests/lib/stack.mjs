@@ -40,7 +40,9 @@ async function waitForRedis(port, d) {
     try {
       const r = await fetch(`http://127.0.0.1:${port}/metrics`);
       const t = await r.text();
-      if (/^chat_redis_up 1$/m.test(t) && /^chat_redis_subscriber_up 1$/m.test(t)) return;
+      // and has read the moderation stream (until then new connections are closed 1013)
+      if (/^chat_redis_up 1$/m.test(t) && /^chat_redis_subscriber_up 1$/m.test(t)
+        && /^chat_moderation_synced 1$/m.test(t)) return;
     } catch { /* not yet */ }
     await sleep(50);
   }

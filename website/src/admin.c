@@ -1,7 +1,9 @@
 /* The admin page and its actions: ban, unban, make admin, delete room. */
 #include "cm_log.h"
 #include "cm_buf.h"
+#include "cm_util.h"
 #include "db.h"
+#include "events.h"
 #include "page.h"
 #include "rooms.h"
 #include "handlers.h"
@@ -133,7 +135,12 @@ static void user_action(struct web_req *r, enum admin_action what)
         [BAN] = TARGET "u AS (UPDATE users SET banned_at = coalesce(banned_at, now()) "
                        "WHERE id IN (SELECT id FROM t WHERE NOT is_admin) RETURNING id), "
                        "s AS (UPDATE sessions SET revoked_at = coalesce(revoked_at, now()) "
-                       "WHERE user_id IN (SELECT id FROM u)) " REPORT,
+                       "WHERE user_id IN (SELECT id FROM u)), "
+                       /* the event for the chat daemons, in the same transaction: they
+                        * close the user's connections (4003) and refuse older tokens */
+                       "m AS (INSERT INTO moderation_events (kind, uid, at_ms) "
+                       "SELECT 'ban', public_id, $2::bigint FROM users "
+                       "WHERE id IN (SELECT id FROM u)) " REPORT,
         [UNBAN] = TARGET "u AS (UPDATE users SET banned_at = NULL "
                          "WHERE id IN (SELECT id FROM t) RETURNING id) " REPORT,
         /* A banned user is never made an admin (an admin cannot be banned: the ban would
@@ -145,9 +152,11 @@ static void user_action(struct web_req *r, enum admin_action what)
 #undef REPORT
     static const char *const names[] = {
         [BAN] = "banned", [UNBAN] = "unbanned", [PROMOTE] = "promoted"};
-    const char *p[1] = {id};
+    char at_ms[24];
+    snprintf(at_ms, sizeof at_ms, "%lld", (long long)cm_now_ms());
+    const char *p[2] = {id, at_ms};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res, sql[what], 1, p);
+    enum web_db_rc rc = web_db_query(r, &res, sql[what], what == BAN ? 2 : 1, p);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return;
@@ -172,6 +181,8 @@ static void user_action(struct web_req *r, enum admin_action what)
                        "first.");
         return;
     }
+    if (what == BAN && changed)
+        web_events_wake(); /* the ban reaches open chats now, not at the next poll */
     cm_info("admin %lld %s user %s", r->sess->user.id, names[what], id);
     web_redirect(r, "/admin");
 }

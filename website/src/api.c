@@ -110,10 +110,13 @@ void web_h_api_token_post(struct web_req *r)
     }
     struct cm_token_claims c;
     char *jwt = NULL;
-    if (cm_token_claims_init(&c, r->sess->user.email, r->sess->user.public_id, r->sess->user.name,
-                             room, rid, (int64_t)time(NULL), web_cfg.token_ttl) < 0 ||
-        cm_token_sign(&c, (const unsigned char *)web_cfg.jwt_secret, strlen(web_cfg.jwt_secret),
-                      &jwt) != CM_TOKEN_OK) {
+    int ci =
+        cm_token_claims_init(&c, r->sess->user.email, r->sess->user.public_id, r->sess->user.name,
+                             room, rid, (int64_t)time(NULL), web_cfg.token_ttl);
+    /* the session's public id: a logout revokes the tokens it was given (moderation) */
+    snprintf(c.sid, sizeof c.sid, "%s", r->sess->public_id);
+    if (ci < 0 || cm_token_sign(&c, (const unsigned char *)web_cfg.jwt_secret,
+                                strlen(web_cfg.jwt_secret), &jwt) != CM_TOKEN_OK) {
         web_json_error(r, 500, "internal", "Could not issue a token.");
         return;
     }

@@ -1,5 +1,5 @@
-/* The room-deletion outbox sender (events.h). Sources: hiredis 0.14 blocking API (hiredis.h:
- * redisConnectWithTimeout, redisSetTimeout, redisCommandArgv); Redis XADD
+/* The outbox sender (events.h): room deletions and moderation events. Sources: hiredis 0.14
+ * blocking API (hiredis.h: redisConnectWithTimeout, redisSetTimeout, redisCommandArgv); Redis XADD
  * (redis.io/commands/xadd); PostgreSQL SELECT ... FOR UPDATE SKIP LOCKED (queue pattern, docs
  * "The Locking Clause"). */
 #include "events.h"
@@ -7,6 +7,7 @@
 #include "cm_alloc.h"
 #include "cm_log.h"
 #include "cm_resolve.h"
+#include "cm_util.h"
 #include "config.h"
 #include "db.h"
 
@@ -38,7 +39,8 @@ static redisContext *redis_open(bool *down)
     redisContext *c = NULL;
     if (!cm_resolve_wait(web_cfg.redis_host, addr, sizeof addr, web_cfg.redis_timeout_ms)) {
         if (!*down)
-            cm_warn("events: redis %s: no address yet (room deletions wait in room_deletions)",
+            cm_warn("events: redis %s: no address yet (room deletions wait in room_deletions, "
+                    "moderation events in moderation_events)",
                     web_cfg.redis_host);
         *down = true;
         return NULL;
@@ -47,7 +49,8 @@ static redisContext *redis_open(bool *down)
     if (!c || c->err) {
         cm_resolve_refresh(web_cfg.redis_host);
         if (!*down)
-            cm_warn("events: redis %s:%lld: %s (room deletions wait in room_deletions)",
+            cm_warn("events: redis %s:%lld: %s (room deletions wait in room_deletions, moderation "
+                    "events in moderation_events)",
                     web_cfg.redis_host, web_cfg.redis_port, c ? c->errstr : "out of memory");
         *down = true;
         redisFree(c);
@@ -74,20 +77,21 @@ static redisContext *redis_open(bool *down)
     return c;
 }
 
-/* XADD parley:room-deletions * rid <rid>. False on any error (the connection is dropped). */
-static bool xadd_rid(redisContext **c, const char *rid)
+/* XADD of argv[2..] to stream argv[1] (argv[0] = "XADD"). False on any error (the connection
+ * is dropped). */
+static bool xadd(redisContext **c, int argc, const char **argv)
 {
-    const char *argv[5] = {"XADD", WEB_EVENTS_ROOM_DELETIONS, "*", "rid", rid};
-    size_t lens[5];
-    for (int i = 0; i < 5; i++)
+    size_t lens[16];
+    for (int i = 0; i < argc; i++)
         lens[i] = strlen(argv[i]);
-    redisReply *r = redisCommandArgv(*c, 5, argv, lens);
+    redisReply *r = redisCommandArgv(*c, argc, argv, lens);
     bool ok = r && r->type == REDIS_REPLY_STRING;
     if (!r)
-        cm_warn("events: redis: %s (room deletions wait in room_deletions)",
+        cm_warn("events: redis: %s (room deletions wait in room_deletions, moderation events in "
+                "moderation_events)",
                 (*c)->errstr[0] ? (*c)->errstr : "connection lost");
     else if (!ok)
-        cm_warn("events: XADD %s: %s", WEB_EVENTS_ROOM_DELETIONS,
+        cm_warn("events: XADD %s: %s", argv[1],
                 r->type == REDIS_REPLY_ERROR ? r->str : "unexpected reply");
     freeReplyObject(r);
     if (!ok) {
@@ -96,6 +100,63 @@ static bool xadd_rid(redisContext **c, const char *rid)
     }
     return ok;
 }
+
+/* XADD parley:moderation MINID ~ <now - keep> * kind K [uid U] [rid R] [sid S] at_ms T: the
+ * stream keeps WEB_EVENTS_MODERATION_KEEP_S of events, however many (a chat daemon rebuilds its
+ * revocations from them). Empty fields are left out. */
+static bool xadd_moderation(redisContext **c, const char *kind, const char *uid, const char *rid,
+                            const char *sid, const char *at_ms)
+{
+    char minid[32];
+    long long keep_ms = (long long)WEB_EVENTS_MODERATION_KEEP_S * 1000;
+    snprintf(minid, sizeof minid, "%lld", (long long)cm_now_ms() - keep_ms);
+    const char *argv[16] = {"XADD", WEB_EVENTS_MODERATION, "MINID", "~", minid, "*", "kind", kind};
+    int n = 8;
+    const char *names[3] = {"uid", "rid", "sid"}, *vals[3] = {uid, rid, sid};
+    for (int i = 0; i < 3; i++)
+        if (vals[i] && vals[i][0]) {
+            argv[n++] = names[i];
+            argv[n++] = vals[i];
+        }
+    argv[n++] = "at_ms";
+    argv[n++] = at_ms;
+    return xadd(c, n, argv);
+}
+
+/* Sends row i of a room_deletions result (id, rid, at_ms): to the archive's stream, then to
+ * every chat daemon's moderation stream. */
+static bool send_room_deletion(redisContext **c, PGresult *res, int i)
+{
+    const char *argv[5] = {"XADD", WEB_EVENTS_ROOM_DELETIONS, "*", "rid", PQgetvalue(res, i, 1)};
+    return xadd(c, 5, argv) && xadd_moderation(c, "room_deleted", NULL, PQgetvalue(res, i, 1), NULL,
+                                               PQgetvalue(res, i, 2));
+}
+
+/* Row i of a moderation_events result (id, kind, uid, rid, sid, at_ms). */
+static bool send_moderation(redisContext **c, PGresult *res, int i)
+{
+    return xadd_moderation(c, PQgetvalue(res, i, 1), PQgetvalue(res, i, 2), PQgetvalue(res, i, 3),
+                           PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+}
+
+/* One outbox table: its rows (first column the id), how a row is sent, how they are deleted. */
+struct outbox {
+    const char *name;
+    const char *select_sql; /* $1 = the batch size */
+    const char *delete_sql; /* $1 = the ids sent, as a bigint[] */
+    bool (*send)(redisContext **c, PGresult *res, int i);
+};
+
+static const struct outbox outboxes[] = {
+    {"room deletion(s)",
+     "SELECT id, rid, (extract(epoch FROM deleted_at) * 1000)::bigint FROM room_deletions "
+     "ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+     "DELETE FROM room_deletions WHERE id = ANY($1::bigint[])", send_room_deletion},
+    {"moderation event(s)",
+     "SELECT id, kind, uid, coalesce(rid::text, ''), coalesce(sid, ''), at_ms "
+     "FROM moderation_events ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+     "DELETE FROM moderation_events WHERE id = ANY($1::bigint[])", send_moderation},
+};
 
 /* One statement with the database deadline. False on any error; a NULL result (connection
  * failed or timed out: its state is unknown) also closes the connection (*pg = NULL). */
@@ -130,9 +191,9 @@ static void rollback(PGconn **pg)
     }
 }
 
-/* One transaction: up to WEB_EVENTS_BATCH rows, XADD each, delete those Redis took.
- * Returns the number of rows sent, or -1 when something failed (retry later). */
-static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
+/* One transaction on outbox ob: up to WEB_EVENTS_BATCH rows, XADD each, delete those Redis
+ * took. Returns the number of rows sent, or -1 when something failed (retry later). */
+static int flush_once(const struct outbox *ob, PGconn **pg, redisContext **rc, bool *redis_down)
 {
     if (!run(pg, NULL, "BEGIN", 0, NULL)) {
         rollback(pg);
@@ -142,9 +203,7 @@ static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
     snprintf(limit, sizeof limit, "%d", WEB_EVENTS_BATCH);
     const char *lp[1] = {limit};
     PGresult *res;
-    if (!run(pg, &res,
-             "SELECT id, rid FROM room_deletions ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED", 1,
-             lp)) {
+    if (!run(pg, &res, ob->select_sql, 1, lp)) {
         rollback(pg);
         return -1;
     }
@@ -156,7 +215,7 @@ static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
     if (n > 0 && !*rc)
         *rc = redis_open(redis_down);
     for (int i = 0; i < n && *rc; i++) {
-        if (!xadd_rid(rc, PQgetvalue(res, i, 1)))
+        if (!ob->send(rc, res, i))
             break;
         len +=
             (size_t)snprintf(ids + len, cap - len, "%s%s", sent ? "," : "", PQgetvalue(res, i, 0));
@@ -167,8 +226,9 @@ static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
     PQclear(res);
     if (sent > 0) {
         const char *dp[1] = {ids};
-        if (!run(pg, NULL, "DELETE FROM room_deletions WHERE id = ANY($1::bigint[])", 1, dp)) {
-            /* sent again later: harmless (deleting a deleted room deletes nothing) */
+        if (!run(pg, NULL, ob->delete_sql, 1, dp)) {
+            /* sent again later: harmless (deleting a deleted room deletes nothing, a
+             * revocation recorded twice is the same revocation) */
             free(ids);
             rollback(pg);
             return -1;
@@ -180,7 +240,7 @@ static int flush_once(PGconn **pg, redisContext **rc, bool *redis_down)
         return -1;
     }
     if (sent > 0)
-        cm_info("events: %d room deletion(s) sent to %s", sent, WEB_EVENTS_ROOM_DELETIONS);
+        cm_info("events: %d %s sent", sent, ob->name);
     return sent == n ? sent : -1;
 }
 
@@ -202,7 +262,16 @@ static void *sender_main(void *arg)
             }
             if (!pg)
                 pg = web_db_connect();
-            got = pg ? flush_once(&pg, &rc, &redis_down) : -1;
+            got = 0;
+            for (size_t i = 0; i < sizeof outboxes / sizeof outboxes[0]; i++) {
+                int n = pg ? flush_once(&outboxes[i], &pg, &rc, &redis_down) : -1;
+                if (n < 0) {
+                    got = -1;
+                    break;
+                }
+                if (n == WEB_EVENTS_BATCH)
+                    got = WEB_EVENTS_BATCH; /* more may wait: another round at once */
+            }
         } while (got == WEB_EVENTS_BATCH);
         pthread_mutex_lock(&mu);
         if (stopping || kicked)
@@ -252,6 +321,11 @@ void web_events_stop(void)
 void web_events_room_deleted(int64_t rid)
 {
     cm_debug("events: room %" PRId64 " deleted: waking the sender", rid);
+    web_events_wake();
+}
+
+void web_events_wake(void)
+{
     pthread_mutex_lock(&mu);
     kicked = true;
     pthread_cond_signal(&cv);

@@ -24,6 +24,7 @@ void web_h_room_leave_post(struct web_req *r);
 void web_h_room_invite_post(struct web_req *r);
 void web_h_room_invite_revoke_post(struct web_req *r);
 void web_h_room_member_add_post(struct web_req *r);
+void web_h_room_member_remove_post(struct web_req *r);
 void web_h_invite_get(struct web_req *r);
 void web_h_invite_post(struct web_req *r);
 void web_h_admin_get(struct web_req *r);

@@ -10,6 +10,7 @@
 #include "cm_util.h"
 #include "config.h"
 #include "db.h"
+#include "events.h"
 #include "handlers.h"
 #include "page.h"
 #include "session.h"
@@ -133,24 +134,46 @@ void web_h_room_invite_revoke_post(struct web_req *r)
         web_page_error(r, 400, "Which invite? The form did not say.");
         return;
     }
-    const char *p[2] = {hex, rid};
+    char at_ms[24];
+    snprintf(at_ms, sizeof at_ms, "%lld", (long long)cm_now_ms());
+    const char *p[3] = {hex, rid, at_ms};
     PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res,
-                                     "UPDATE room_invites SET revoked_at = now() "
-                                     "WHERE code_hash = $1::bytea AND room_id = $2::bigint "
-                                     "AND revoked_at IS NULL RETURNING 1",
-                                     2, p);
+    /* Revoking an invite someone used takes back what it gave: its user leaves the room
+     * unless another valid (used, unrevoked) invite of theirs to it remains, or they own it.
+     * In a private room that also closes their chat connections to it (4005): the event goes
+     * into the outbox in the same statement. */
+    enum web_db_rc rc = web_db_query(
+        r, &res,
+        "WITH i AS (UPDATE room_invites SET revoked_at = now() "
+        "WHERE code_hash = $1::bytea AND room_id = $2::bigint AND revoked_at IS NULL "
+        "RETURNING used_by), "
+        "d AS (DELETE FROM room_members m USING i, rooms r "
+        "WHERE m.room_id = $2::bigint AND m.user_id = i.used_by AND r.id = m.room_id "
+        "AND r.owner_id <> i.used_by AND NOT EXISTS (SELECT 1 FROM room_invites j "
+        "WHERE j.room_id = $2::bigint AND j.used_by = i.used_by AND j.code_hash <> $1::bytea "
+        "AND j.revoked_at IS NULL) RETURNING m.user_id), "
+        "e AS (INSERT INTO moderation_events (kind, uid, rid, at_ms) "
+        "SELECT 'member_removed', u.public_id, $2::bigint, $3::bigint FROM d "
+        "JOIN users u ON u.id = d.user_id JOIN rooms r ON r.id = $2::bigint "
+        "WHERE r.visibility = 'private' RETURNING 1) "
+        "SELECT (SELECT count(*) FROM i), (SELECT count(*) FROM d), (SELECT count(*) FROM e)",
+        3, p);
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return;
     }
-    int n = PQntuples(res);
+    bool found = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    bool removed = strcmp(PQgetvalue(res, 0, 1), "0") != 0;
+    bool event = strcmp(PQgetvalue(res, 0, 2), "0") != 0;
     PQclear(res);
-    if (n == 0) {
+    if (!found) {
         web_page_error(r, 404, "There is no such invite to revoke (or it was revoked already).");
         return;
     }
-    cm_info("user %lld revoked an invite to room %s", r->sess->user.id, name);
+    if (event)
+        web_events_wake();
+    cm_info("user %lld revoked an invite to room %s%s", r->sess->user.id, name,
+            removed ? " (its user was removed)" : "");
     char back[64];
     snprintf(back, sizeof back, "/rooms/%s", name);
     web_redirect(r, back);
@@ -193,6 +216,71 @@ void web_h_room_member_add_post(struct web_req *r)
         return;
     }
     cm_info("user %lld added a member to room %s", r->sess->user.id, name);
+    char back[64];
+    snprintf(back, sizeof back, "/rooms/%s", name);
+    web_redirect(r, back);
+}
+
+/* POST /rooms/NAME/members/remove (email=...): the owner (or an admin) removes a member. Not
+ * the owner. In a private room the member's chat connections to it are closed (4005) and
+ * their tokens for it refused: the event goes into the outbox in the same statement. */
+void web_h_room_member_remove_post(struct web_req *r)
+{
+    struct web_form f;
+    if (!web_page_begin(r, WEB_NEED_FORM | WEB_NEED_USER, &f))
+        return;
+    size_t el = 0;
+    const char *e = web_form_get(&f, "email", &el);
+    char email[WEB_EMAIL_MAX + 1];
+    const char *err = e ? web_valid_email(e, el, email) : "Give the email of the person to remove.";
+    web_form_free(&f);
+    char name[CM_ROOM_MAX + 1], rid[24];
+    if (!owned_room(r, name, rid))
+        return;
+    if (err) {
+        web_page_error(r, 400, err);
+        return;
+    }
+    char at_ms[24];
+    snprintf(at_ms, sizeof at_ms, "%lld", (long long)cm_now_ms());
+    const char *p[3] = {rid, email, at_ms};
+    PGresult *res;
+    enum web_db_rc rc = web_db_query(
+        r, &res,
+        "WITH t AS (SELECT u.id, u.public_id, r.owner_id = u.id AS owner, r.visibility "
+        "FROM users u JOIN rooms r ON r.id = $1::bigint WHERE u.email = $2), "
+        "d AS (DELETE FROM room_members m USING t WHERE m.room_id = $1::bigint "
+        "AND m.user_id = t.id AND NOT t.owner RETURNING m.user_id), "
+        "e AS (INSERT INTO moderation_events (kind, uid, rid, at_ms) "
+        "SELECT 'member_removed', t.public_id, $1::bigint, $3::bigint FROM d JOIN t ON t.id = "
+        "d.user_id WHERE t.visibility = 'private' RETURNING 1) "
+        "SELECT (SELECT count(*) FROM t), coalesce((SELECT owner FROM t), false), "
+        "(SELECT count(*) FROM d), (SELECT count(*) FROM e)",
+        3, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return;
+    }
+    bool found = strcmp(PQgetvalue(res, 0, 0), "0") != 0;
+    bool owner = PQgetvalue(res, 0, 1)[0] == 't';
+    bool removed = strcmp(PQgetvalue(res, 0, 2), "0") != 0;
+    bool event = strcmp(PQgetvalue(res, 0, 3), "0") != 0;
+    PQclear(res);
+    if (!found) {
+        web_page_error(r, 404, "Nobody has an account with this email.");
+        return;
+    }
+    if (owner) {
+        web_page_error(r, 409, "The owner stays a member of their room.");
+        return;
+    }
+    if (!removed) {
+        web_page_error(r, 404, "This person is not a member of the room.");
+        return;
+    }
+    if (event)
+        web_events_wake();
+    cm_info("user %lld removed a member from room %s", r->sess->user.id, name);
     char back[64];
     snprintf(back, sizeof back, "/rooms/%s", name);
     web_redirect(r, back);

@@ -628,10 +628,11 @@ static int render_owner(struct web_req *r, struct cm_buf *b, const char *name, c
     PGresult *res;
     if (web_db_query(
             r, &res,
-            "SELECT encode(code_hash, 'hex'), to_char(expires_at AT TIME ZONE 'UTC', "
-            "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM room_invites WHERE room_id = $1::bigint "
-            "AND revoked_at IS NULL AND used_at IS NULL AND expires_at > now() "
-            "ORDER BY expires_at LIMIT 100",
+            "SELECT encode(i.code_hash, 'hex'), to_char(i.expires_at AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), u.name FROM room_invites i "
+            "LEFT JOIN users u ON u.id = i.used_by WHERE i.room_id = $1::bigint "
+            "AND i.revoked_at IS NULL AND ((i.used_at IS NULL AND i.expires_at > now()) "
+            "OR i.used_by IS NOT NULL) ORDER BY i.used_at NULLS FIRST, i.expires_at LIMIT 100",
             1, p) != WEB_DB_OK)
         return -1;
     struct cm_buf rows;
@@ -639,10 +640,14 @@ static int render_owner(struct web_req *r, struct cm_buf *b, const char *name, c
     cm_buf_append(&rows, "", 0);
     int trc = 0;
     for (int i = 0; i < PQntuples(res); i++) {
+        bool used = !PQgetisnull(res, i, 2);
         struct web_var v[] = {WEB_VAR("name", name), WEB_VAR("csrf", r->sess->csrf),
                               WEB_VAR("invite", PQgetvalue(res, i, 0)),
-                              WEB_VAR("expires_at", PQgetvalue(res, i, 1))};
-        trc |= web_tpl_render(&rows, "room_invite_row.html", v, 4);
+                              WEB_VAR("expires_at", PQgetvalue(res, i, 1)),
+                              WEB_VAR("used_by", PQgetvalue(res, i, 2))};
+        /* a used invite can be revoked too: that removes the member who used it */
+        trc |= web_tpl_render(&rows, used ? "room_invite_used_row.html" : "room_invite_row.html", v,
+                              5);
     }
     PQclear(res);
     struct web_var v[] = {WEB_VAR("name", name), WEB_VAR("csrf", r->sess->csrf),

@@ -27,6 +27,7 @@ static const struct route routes[] = {
     {"/rooms/*/invites", NULL, web_h_room_invite_post},
     {"/rooms/*/invites/revoke", NULL, web_h_room_invite_revoke_post},
     {"/rooms/*/members", NULL, web_h_room_member_add_post},
+    {"/rooms/*/members/remove", NULL, web_h_room_member_remove_post},
     {"/invite/*", web_h_invite_get, web_h_invite_post},
     {"/admin", web_h_admin_get, NULL},
     {"/admin/users/*/ban", NULL, web_h_admin_ban_post},

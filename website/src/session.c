@@ -5,6 +5,7 @@
 #include "cm_util.h"
 #include "config.h"
 #include "cookie.h"
+#include "events.h"
 #include "req.h"
 
 #include <sodium.h>
@@ -50,7 +51,7 @@ enum web_db_rc web_session_load(struct web_req *r)
     enum web_db_rc rc = web_db_query(
         r, &res,
         "SELECT u.id, u.email, u.name, u.is_admin, u.banned_at IS NOT NULL, s.csrf_token, "
-        "s.revoked_at IS NOT NULL, u.public_id "
+        "s.revoked_at IS NOT NULL, u.public_id, s.public_id "
         "FROM sessions s JOIN users u ON u.id = s.user_id "
         "WHERE s.id = $1::bytea AND s.expires_at > now()",
         1, p);
@@ -74,6 +75,7 @@ enum web_db_rc web_session_load(struct web_req *r)
         u->banned = PQgetvalue(res, 0, 4)[0] == 't';
         snprintf(r->sess->csrf, sizeof r->sess->csrf, "%s", PQgetvalue(res, 0, 5));
         snprintf(u->public_id, sizeof u->public_id, "%s", PQgetvalue(res, 0, 7));
+        snprintf(r->sess->public_id, sizeof r->sess->public_id, "%s", PQgetvalue(res, 0, 8));
         r->has_sess = true;
     }
     PQclear(res);
@@ -115,8 +117,23 @@ enum web_db_rc web_session_destroy(struct web_req *r, bool expire_cookie)
     if (r->has_sess) {
         char hex[2 * 32 + 3] = "\\x";
         cm_hex_encode(r->sess->id_hash, 32, hex + 2);
-        const char *p[1] = {hex};
-        rc = web_db_query(r, NULL, "DELETE FROM sessions WHERE id = $1::bytea", 1, p);
+        char at_ms[24];
+        snprintf(at_ms, sizeof at_ms, "%lld", (long long)cm_now_ms());
+        const char *p[2] = {hex, at_ms};
+        /* the session ends and its chat tokens with it: the logout event goes into the outbox
+         * in the same statement (chat daemons close the connections opened with them, 4001) */
+        PGresult *res = NULL;
+        rc = web_db_query(r, &res,
+                          "WITH d AS (DELETE FROM sessions WHERE id = $1::bytea "
+                          "RETURNING user_id, public_id), "
+                          "e AS (INSERT INTO moderation_events (kind, uid, sid, at_ms) "
+                          "SELECT 'logout', u.public_id, d.public_id, $2::bigint FROM d "
+                          "JOIN users u ON u.id = d.user_id RETURNING 1) "
+                          "SELECT count(*) FROM e",
+                          2, p);
+        if (rc == WEB_DB_OK && strcmp(PQgetvalue(res, 0, 0), "0") != 0)
+            web_events_wake();
+        PQclear(res);
         r->has_sess = false;
     }
     if (expire_cookie)

@@ -25,8 +25,9 @@ struct web_user {
 /* The signed-in state of a request (r->sess, owned by the request). */
 struct web_session {
     struct web_user user;
-    char csrf[64 + 1];         /* WEB_CSRF_LEN hex characters */
-    unsigned char id_hash[32]; /* SHA-256 of the sid cookie: the key in the sessions table */
+    char csrf[64 + 1];              /* WEB_CSRF_LEN hex characters */
+    unsigned char id_hash[32];      /* SHA-256 of the sid cookie: the key in the sessions table */
+    char public_id[CM_SID_MAX + 1]; /* sessions.public_id: non-secret, the tokens' sid claim */
 };
 
 /* Looks the sid cookie up once per request (later calls return the cached answer). Sets

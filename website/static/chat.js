@@ -456,7 +456,33 @@
     sock.onerror = () => { /* onclose follows and handles it */ };
   }
 
+  // Moderation (docs/protocol.md "Close codes"): each of these ends the chat for good on this
+  // page, with a banner that says why; never a reconnect (a new token would be refused too).
+  function moderationStop(code) {
+    const login = '/login?next=' + encodeURIComponent(location.pathname);
+    switch (code) {
+      case 4001: case 'logged_out':
+        return ['You logged out, so the chat stopped.', login, 'Log in again'];
+      case 4003: case 'banned':
+        return ['Your account is banned. You cannot chat here.', '/rooms', 'Back to rooms'];
+      case 4004: case 'room_deleted':
+        return ['This room no longer exists: it was deleted.', '/rooms', 'See the other rooms'];
+      case 4005: case 'removed':
+        return ['You were removed from this room, so you cannot chat here any more.', '/rooms',
+          'Back to rooms'];
+      default:
+        return null;
+    }
+  }
+
   function lostConnection(code) {
+    const mod = moderationStop(code);
+    if (mod) {
+      clearTimeout(flushTimer);
+      clearTypers();
+      stop(mod[0], mod[1], mod[2]);
+      return;
+    }
     clearTimeout(flushTimer);
     clearTimeout(ackTimer);
     clearTimeout(wasOnlineTimer);
@@ -703,9 +729,10 @@
   function onError(f) {
     const code = typeof f.code === 'string' ? f.code : '';
     const message = typeof f.message === 'string' ? f.message : '';
-    if (code === 'room_deleted') {
+    const mod = moderationStop(code);
+    if (mod) {
       // (the pending messages stay on screen, marked, so their text is not lost)
-      stop('This room no longer exists.', '/rooms', 'See the other rooms');
+      stop(mod[0], mod[1], mod[2]);
       return;
     }
     let cid = typeof f.client_id === 'string' && pending.has(f.client_id) ? f.client_id : null;
