@@ -46,7 +46,8 @@ test('the event loop serves while the name server is silent; Redis is reached on
 
   // The server answers: the daemon gets the address, connects, and the chat works.
   dns.answer();
-  await until(async () => { const m = await metrics(chat.port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1; },
+  await until(async () => { const m = await metrics(chat.port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1
+      && m.chat_moderation_synced === 1; },
     dns.lookupMs * 3, 'chat connected to redis once the name resolved');
   const c = await Client.open(chat.url(chat.token({ sub: 'ann@example.com', name: 'ann', room: 'lobby' })));
   c.send({ type: 'message', text: 'hello by name', client_id: 'dns-1' });
