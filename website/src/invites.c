@@ -179,23 +179,33 @@ void web_h_room_invite_revoke_post(struct web_req *r)
     web_redirect(r, back);
 }
 
-void web_h_room_member_add_post(struct web_req *r)
+/* The form of the owner's member actions (email=...): the session, the CSRF token, the email
+ * and the room the user owns (or administers). False when it answered already (a 400 names
+ * what is wrong; missing: the message when no email came). */
+static bool member_form(struct web_req *r, const char *missing, char email[WEB_EMAIL_MAX + 1],
+                        char name[CM_ROOM_MAX + 1], char rid[24])
 {
     struct web_form f;
     if (!web_page_begin(r, WEB_NEED_FORM | WEB_NEED_USER, &f))
-        return;
+        return false;
     size_t el = 0;
     const char *e = web_form_get(&f, "email", &el);
-    char email[WEB_EMAIL_MAX + 1];
-    const char *err = e ? web_valid_email(e, el, email) : "Give the email of the person to add.";
+    const char *err = e ? web_valid_email(e, el, email) : missing;
     web_form_free(&f);
-    char name[CM_ROOM_MAX + 1], rid[24];
     if (!owned_room(r, name, rid))
-        return;
+        return false;
     if (err) {
         web_page_error(r, 400, err);
-        return;
+        return false;
     }
+    return true;
+}
+
+void web_h_room_member_add_post(struct web_req *r)
+{
+    char email[WEB_EMAIL_MAX + 1], name[CM_ROOM_MAX + 1], rid[24];
+    if (!member_form(r, "Give the email of the person to add.", email, name, rid))
+        return;
     const char *p[2] = {rid, email};
     PGresult *res;
     enum web_db_rc rc = web_db_query(
@@ -226,21 +236,9 @@ void web_h_room_member_add_post(struct web_req *r)
  * their tokens for it refused: the event goes into the outbox in the same statement. */
 void web_h_room_member_remove_post(struct web_req *r)
 {
-    struct web_form f;
-    if (!web_page_begin(r, WEB_NEED_FORM | WEB_NEED_USER, &f))
+    char email[WEB_EMAIL_MAX + 1], name[CM_ROOM_MAX + 1], rid[24];
+    if (!member_form(r, "Give the email of the person to remove.", email, name, rid))
         return;
-    size_t el = 0;
-    const char *e = web_form_get(&f, "email", &el);
-    char email[WEB_EMAIL_MAX + 1];
-    const char *err = e ? web_valid_email(e, el, email) : "Give the email of the person to remove.";
-    web_form_free(&f);
-    char name[CM_ROOM_MAX + 1], rid[24];
-    if (!owned_room(r, name, rid))
-        return;
-    if (err) {
-        web_page_error(r, 400, err);
-        return;
-    }
     char at_ms[24];
     snprintf(at_ms, sizeof at_ms, "%lld", (long long)cm_now_ms());
     const char *p[3] = {rid, email, at_ms};
