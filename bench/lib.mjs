@@ -36,12 +36,20 @@ export const CHAT_MEMORY_ENV = {
 
 // The chat daemon stores every message in Redis (AOF, appendfsync as in production:
 // BENCH_FSYNC, default everysec) and archives it in MongoDB (the stand-in here): both are
-// started with it, and Redis's CPU time is counted with the daemon's (redisCpuS()).
-// BENCH_CHAT_BIN runs another chat binary (e.g. one built from the commit before history)
-// the same way.
+// started with it, and their CPU time is counted with the daemon's (storeCpuS(): redis-server
+// and the stand-in, from /proc/PID/stat). BENCH_CHAT_BIN runs another chat binary the same way.
+// base: the daemon from before history (BENCH_BASE_BIN, built by bench/run-bench from commit
+// BASE_COMMIT): it knows neither Redis, MongoDB nor an admin port, so none is started for it.
 export const FSYNC = process.env.BENCH_FSYNC || 'everysec';
-async function startChat(secret, env) {
+export const BASE_COMMIT = '3427d90';
+async function startChat(secret, env, { base = false } = {}) {
   const port = await benchPort();
+  if (base) {
+    if (!process.env.BENCH_BASE_BIN) throw new Error('BENCH_BASE_BIN is not set');
+    const d = await startDaemon(process.env.BENCH_BASE_BIN, { JWT_SECRET: secret,
+      CHAT_LISTEN_ADDR: '127.0.0.1', CHAT_PORT: String(port), ...env }, [port]);
+    return { pid: d.pid, port, logs: () => d.stderr, storeCpuS: () => 0, async stop() { await d.stop(); } };
+  }
   let adminPort = await benchPort(); // /healthz, /metrics (unused here, but must be free)
   while (adminPort === port) adminPort = await benchPort();
   const redis = await startRedis({ aof: true, fsync: FSYNC });
@@ -56,8 +64,11 @@ async function startChat(secret, env) {
     await new Promise((res) => setTimeout(res, 25));
   }
   return {
-    pid: d.pid, port, adminPort, redisPid: redis.child.pid, logs: () => d.stderr,
+    pid: d.pid, port, adminPort, redisPid: redis.child.pid, mongoPid: mongo.child.pid, logs: () => d.stderr,
     redisCpuS: () => cpuSeconds(redis.child.pid),
+    mongoCpuS: () => cpuSeconds(mongo.child.pid),
+    storeCpuS: () => cpuSeconds(redis.child.pid) + cpuSeconds(mongo.child.pid),
+    metrics: () => fetch(`http://127.0.0.1:${adminPort}/metrics`).then((x) => x.text()).catch(() => ''),
     async stop() { await d.stop(); await redis.cleanup(); await mongo.stop(); },
   };
 }
@@ -89,18 +100,12 @@ export const SYSTEMS = {
       return startChat(secret, { ...(workload === 'memory' ? CHAT_MEMORY_ENV : CHAT_BENCH_ENV), ...this.env });
     },
   },
-  // BENCH_BASE_BIN: the chat daemon from before history (built from an older commit), run
-  // with the same settings: what persistence costs.
+  // BENCH_BASE_BIN: the chat daemon from before history (built from BASE_COMMIT), run with
+  // the same settings and no Redis or MongoDB: what persistence costs.
   'parley-chat (no history)': {
     token: true,
     path: '/ws',
-    async start(secret) {
-      const prev = process.env.BENCH_CHAT_BIN;
-      process.env.BENCH_CHAT_BIN = process.env.BENCH_BASE_BIN;
-      try { return await startChat(secret, CHAT_BENCH_ENV); } finally {
-        if (prev === undefined) delete process.env.BENCH_CHAT_BIN; else process.env.BENCH_CHAT_BIN = prev;
-      }
-    },
+    async start(secret) { return startChat(secret, CHAT_BENCH_ENV, { base: true }); },
   },
   'lws-bare': {
     token: false,
@@ -166,12 +171,16 @@ export { newSecret };
 
 // Runs the load generator against a started system and resolves with its JSON result plus
 // {rc, stderr, argv}. Killed (by PID) after timeoutMs.
-// With a Redis behind the server (parley-chat), its CPU time during the run is added:
-// redis_cpu_s, and deliveries_per_cpu_s_with_redis counts both processes.
+// With Redis and the MongoDB stand-in behind the server (parley-chat), the load generator
+// samples their CPU time over the same window as the server's (--also-pid): store_cpu_run_s,
+// and deliveries_per_cpu_s_with_store counts all three processes. redis_cpu_s / mongo_cpu_s
+// are each one's CPU over the whole load generator run (connecting included).
 export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000 } = {}) {
   const redis0 = server.redisCpuS ? server.redisCpuS() : 0;
+  const mongo0 = server.mongoCpuS ? server.mongoCpuS() : 0;
   const argv = ['--port', String(server.port), '--path', sys.path, sys.token ? '--token' : '--no-token',
     '--server-pid', String(server.pid)];
+  for (const p of [server.redisPid, server.mongoPid]) if (p) argv.push('--also-pid', String(p));
   for (const [k, v] of Object.entries(opts)) argv.push(`--${k}`, String(v));
   return new Promise((resolve) => {
     const child = spawn(LOADGEN, argv, { env: { ...process.env, ...(secret ? { JWT_SECRET: secret } : {}) },
@@ -188,10 +197,19 @@ export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000 } = {
       try { r = JSON.parse(line); } catch { r = { error: `no result (${signal || rc})` }; }
       if (server.redisCpuS) {
         r.redis_cpu_s = +(server.redisCpuS() - redis0).toFixed(2);
-        if (r.deliveries_per_s && r.deliveries_per_cpu_s) {
-          // deliveries / (server CPU + Redis CPU)
-          const deliveries = r.deliveries_per_cpu_s * (r.server_cpu_run_s || 0);
-          if (r.server_cpu_run_s) r.deliveries_per_cpu_s_with_redis = Math.round(deliveries / (r.server_cpu_run_s + r.redis_cpu_s));
+        r.mongo_cpu_s = +(server.mongoCpuS() - mongo0).toFixed(2);
+        // the load generator's --also-pid samples, in the order given: Redis, the stand-in
+        const [redisRun = 0, mongoRun = 0] = r.also_cpu_run_s || [];
+        r.redis_cpu_run_s = redisRun;
+        r.mongo_cpu_run_s = mongoRun;
+        r.store_cpu_run_s = +(redisRun + mongoRun).toFixed(3);
+        if (r.deliveries_per_s && r.deliveries_per_cpu_s && r.server_cpu_run_s) {
+          r.deliveries_per_cpu_s_with_redis = Math.round(r.deliveries_per_cpu_s * r.server_cpu_run_s / (r.server_cpu_run_s + redisRun));
+        }
+        if (r.deliveries_per_s && r.deliveries_per_cpu_s && r.server_cpu_run_s) {
+          // deliveries / (server CPU + Redis CPU + stand-in CPU), the same window
+          const deliveries = r.deliveries_per_cpu_s * r.server_cpu_run_s;
+          r.deliveries_per_cpu_s_with_store = Math.round(deliveries / (r.server_cpu_run_s + (r.store_cpu_run_s || 0)));
         }
       }
       resolve({ ...r, rc, signal, stderr: err, argv: [LOADGEN, ...argv] });

@@ -1,6 +1,9 @@
-// bench.smoke: a few seconds of the load generator against the real chat daemon. It checks
-// what a user of the chat would: every message reaches every member of its room exactly
-// once and in the order it was sent. No timing is asserted (that is `make bench`'s job).
+// bench.smoke: a few seconds of the load generator against the real chat daemon, set up as
+// `make bench` runs it (history on: Redis with AOF and the MongoDB stand-in, not mongod). It
+// checks what a user of the chat would: every message reaches every member of its room exactly
+// once and in the order it was sent; and what the benchmark claims: history was on (every
+// message archived) and Redis's and the stand-in's CPU were sampled with the daemon's.
+// No timing is asserted (that is `make bench`'s job).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SYSTEMS, runLoadgen, newSecret, haveBinaries } from './lib.mjs';
@@ -32,6 +35,19 @@ test('load generator: every message delivered once, in order, to every room memb
     assert.equal(r.reorders, 0, `order kept per sender\n${detail}`);
     assert.equal(r.bad_frames, 0, `no error frames\n${detail}`);
     assert.equal(r.rc, 0, detail);
+    // the CPU of redis-server and of the stand-in, sampled over the same window (--also-pid)
+    assert.equal(r.also_cpu_run_s.length, 4, detail);
+    for (const k of ['redis_cpu_run_s', 'mongo_cpu_run_s', 'store_cpu_run_s']) {
+      assert.ok(Number.isFinite(r[k]) && r[k] >= 0, `${k} measured\n${detail}`);
+    }
+    // history was on: the archive holds every message sent (the writer drains the outbox)
+    let archived = -1;
+    for (let i = 0; i < 600 && archived !== r.sent; i++) {
+      const m = (await server.metrics()).match(/^chat_archive_archived_total (\d+)$/m);
+      archived = m ? Number(m[1]) : -1;
+      if (archived !== r.sent) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(archived, r.sent, `every message archived\n${detail}`);
   } finally {
     await server.stop();
   }

@@ -49,6 +49,7 @@
 #define LG_TOKEN_TTL 3600
 #define LG_WORKER_FDS 15000 /* stay well under the 20000 open-files hard limit */
 #define LG_LINE_MAX (64u * 1024u)
+#define LG_ALSO_MAX 4 /* --also-pid processes */
 
 enum lg_phase { PH_CONNECT = 0, PH_SEND = 1, PH_STOP = 2 };
 
@@ -65,6 +66,8 @@ struct lg_opts {
     unsigned concurrency;
     const char *src_base; /* first source address, e.g. 127.0.0.2 */
     long server_pid;
+    long also_pid[LG_ALSO_MAX]; /* processes whose CPU counts with the server's (Redis, ...) */
+    unsigned n_also;
     const char *label;
 };
 
@@ -548,6 +551,13 @@ static double read_proc_cpu(long pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* read_proc_cpu() of each --also-pid process into out[0..n_also-1]. */
+static void also_cpu(const struct lg_opts *o, double out[LG_ALSO_MAX])
+{
+    for (unsigned i = 0; i < o->n_also; i++)
+        out[i] = read_proc_cpu(o->also_pid[i]);
+}
+
 static long long json_int(const char *line, const char *key)
 {
     char k[64];
@@ -575,19 +585,24 @@ static void usage(void)
             "  --concurrency N (200 handshakes in flight per process)\n"
             "  --src 127.0.0.2  first source address (process w uses +w)\n"
             "  --server-pid PID   sample VmRSS and CPU time of the server\n"
+            "  --also-pid PID     count this process's CPU time too (up to 4 times)\n"
             "  --label TEXT       copied into the JSON result\n");
 }
 
 static int parse_opts(int argc, char **argv, struct lg_opts *o)
 {
     static const struct option lo[] = {
-        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},     {"path", 1, 0, 'P'},
-        {"token", 0, 0, 't'},       {"no-token", 0, 0, 'T'}, {"conns", 1, 0, 'n'},
-        {"rooms", 1, 0, 'm'},       {"senders", 1, 0, 's'},  {"procs", 1, 0, 'j'},
-        {"rate", 1, 0, 'r'},        {"window", 1, 0, 'w'},   {"duration", 1, 0, 'd'},
-        {"drain", 1, 0, 'D'},       {"idle", 1, 0, 'i'},     {"size", 1, 0, 'z'},
-        {"concurrency", 1, 0, 'c'}, {"src", 1, 0, 'a'},      {"server-pid", 1, 0, 'k'},
-        {"label", 1, 0, 'l'},       {"help", 0, 0, '?'},     {0, 0, 0, 0},
+        {"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},
+        {"path", 1, 0, 'P'},     {"token", 0, 0, 't'},
+        {"no-token", 0, 0, 'T'}, {"conns", 1, 0, 'n'},
+        {"rooms", 1, 0, 'm'},    {"senders", 1, 0, 's'},
+        {"procs", 1, 0, 'j'},    {"rate", 1, 0, 'r'},
+        {"window", 1, 0, 'w'},   {"duration", 1, 0, 'd'},
+        {"drain", 1, 0, 'D'},    {"idle", 1, 0, 'i'},
+        {"size", 1, 0, 'z'},     {"concurrency", 1, 0, 'c'},
+        {"src", 1, 0, 'a'},      {"server-pid", 1, 0, 'k'},
+        {"also-pid", 1, 0, 'A'}, {"label", 1, 0, 'l'},
+        {"help", 0, 0, '?'},     {0, 0, 0, 0},
     };
     *o = (struct lg_opts){.host = "127.0.0.1",
                           .port = 8082,
@@ -664,6 +679,13 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
             break;
         case 'k':
             o->server_pid = strtol(optarg, NULL, 10);
+            break;
+        case 'A':
+            if (o->n_also == LG_ALSO_MAX) {
+                fprintf(stderr, "loadgen: at most %d --also-pid\n", LG_ALSO_MAX);
+                return -1;
+            }
+            o->also_pid[o->n_also++] = strtol(optarg, NULL, 10);
             break;
         case 'l':
             o->label = optarg;
@@ -775,6 +797,9 @@ int main(int argc, char **argv)
     }
     int64_t t_ready = now_ns();
     double cpu1 = o.server_pid ? read_proc_cpu(o.server_pid) : -1;
+    double also1[LG_ALSO_MAX] = {0}, also2[LG_ALSO_MAX] = {0};
+    also_cpu(&o, also1);
+    memcpy(also2, also1, sizeof also2);
     if (!rc && o.idle > 0)
         sleep_s(o.idle);
     long rss1 = o.server_pid ? read_proc_kb(o.server_pid, "VmRSS") : -1;
@@ -823,6 +848,7 @@ int main(int argc, char **argv)
         free(line);
         t_end = now_ns();
         cpu2 = o.server_pid ? read_proc_cpu(o.server_pid) : -1;
+        also_cpu(&o, also2);
     }
     h->max = maxns;
     atomic_store(&sh->phase, PH_STOP);
@@ -846,12 +872,14 @@ int main(int argc, char **argv)
            "\"sent\":%llu,\"expected\":%llu,\"delivered\":%llu,\"lost\":%llu,\"gaps\":%llu,"
            "\"reorders\":%llu,\"bad_frames\":%llu,\"run_s\":%.3f,\"deliveries_per_s\":%.1f,"
            "\"sent_per_s\":%.1f,\"server_cpu_run_s\":%.3f,\"deliveries_per_cpu_s\":%.1f,"
+           "\"also_cpu_run_s\":[%.3f,%.3f,%.3f,%.3f],"
            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f}\n",
            o.label, o.conns, o.rooms, o.senders, o.procs, o.rate, o.window, o.size, o.duration,
            conns_ok, failed, closed, conn_s, conn_s > 0 ? (double)conns_ok / conn_s : 0, cpu_conn,
            rss0, rss1, sent, expected, delivered, lost, gaps, reorders, bad, run_s,
            run_s > 0 ? (double)delivered / run_s : 0, run_s > 0 ? (double)sent / run_s : 0, cpu_run,
-           cpu_run > 0 ? (double)delivered / cpu_run : 0, (double)hist_quantile(h, 0.5) / 1e6,
+           cpu_run > 0 ? (double)delivered / cpu_run : 0, also2[0] - also1[0], also2[1] - also1[1],
+           also2[2] - also1[2], also2[3] - also1[3], (double)hist_quantile(h, 0.5) / 1e6,
            (double)hist_quantile(h, 0.99) / 1e6, (double)hist_quantile(h, 0.999) / 1e6,
            (double)h->max / 1e6);
     fflush(stdout);
