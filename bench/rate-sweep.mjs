@@ -10,6 +10,9 @@
 // counted (/proc/PID/stat of each, sampled by the load generator over the same window).
 // The 1-minute load average is recorded before every run.
 //   node bench/rate-sweep.mjs [msgs/s ...]
+// BENCH_SWEEP_KIND=cluster (make bench-cluster, issue 11): two Parley chat daemons on one Redis
+// against Socket.IO with its Redis adapter on two nodes, the same rooms, load and client
+// driver; its own section of docs/benchmarks.md.
 // Env: BENCH_SWEEP (systems, comma-separated), BENCH_SWEEP_DUR (s per rate, default 4),
 // BENCH_SWEEP_BUDGET_S (stop starting new rates after this, default 330), BENCH_SWEEP_DOC=1
 // (write the section of docs/benchmarks.md between its markers), BENCH_BASE_BIN.
@@ -23,10 +26,14 @@ const ARGS = process.argv.slice(2).map(Number).filter((x) => x > 0);
 const RATES = ARGS.length ? ARGS : [1000, 2000, 3000, 5000, 7500, 10000, 15000];
 const DUR = Number(process.env.BENCH_SWEEP_DUR || 4);
 const BUDGET_MS = Number(process.env.BENCH_SWEEP_BUDGET_S || 330) * 1000;
-const W = { conns: 1000, rooms: 10, senders: 20, window: 0, duration: DUR, size: 64, procs: 1 };
+// two load generator processes: one could not read 1M frames/s, and on a shared machine one
+// starved process would measure itself
+const W = { conns: 1000, rooms: 10, senders: 20, window: 0, duration: DUR, size: 64, procs: 2 };
 const ROOM = W.conns / W.rooms;
+const CLUSTER = process.env.BENCH_SWEEP_KIND === 'cluster';
 const P = 'parley-chat', BASE = 'parley-chat (no history)', NODE = 'node-ws';
-const dflt = [P, ...(process.env.BENCH_BASE_BIN ? [BASE] : []), NODE, 'lws-bare'];
+const PX = 'parley-chat x2', SX = 'socketio x2';
+const dflt = CLUSTER ? [PX, SX] : [P, ...(process.env.BENCH_BASE_BIN ? [BASE] : []), NODE, 'lws-bare'];
 const names = process.env.BENCH_SWEEP ? process.env.BENCH_SWEEP.split(',') : dflt;
 const T0 = Date.now();
 const load1 = () => Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
@@ -58,13 +65,15 @@ async function once(name, rate) {
     await runLoadgen(sys, server, { ...W, rate: Math.min(rate, 1000), duration: 1, label: 'warmup' }, { secret, timeoutMs: 60000 });
     const load = load1();
     const r = await runLoadgen(sys, server, { ...W, rate, label: `sweep-${rate}` }, { secret, timeoutMs: 90000 });
+    r.stderr_head = (r.stderr || '').split('\n').filter(Boolean).slice(0, 8);
     delete r.stderr;
     r.load1 = load;
     r.why = okRun({ ...r, rate });
     r.ok = r.why.length === 0;
-    // all CPU the system used per delivered message's delivery: server, Redis, stand-in
+    // all CPU the system used per delivery: server(s), Redis, stand-in
     const cpu = (r.server_cpu_run_s || 0) + (r.store_cpu_run_s || 0);
     r.deliveries_per_cpu_s_all = cpu > 0 && r.delivered ? Math.round(r.delivered / cpu) : null;
+    r.cpu_all_s = +cpu.toFixed(3);
     return r;
   } finally {
     await server.stop();
@@ -97,6 +106,8 @@ const commit = (spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], {
 const dirty = (spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'chat', 'common'], { encoding: 'utf8' }).stdout || '').trim() ? ' (chat/ or common/ modified)' : '';
 
 const L = [];
+if (CLUSTER) clusterReport(L); else historyReport(L);
+function historyReport(L) {
 L.push('## Open-loop rate sweep: the daemon with history (issue 10)', '');
 L.push(`Written by \`make bench\` (bench/rate-sweep.mjs) on ${new Date(T0).toISOString()}, commit ${commit}${dirty}, ${cpus().length} CPUs shared by servers and load generator;`,
   `load average (1, 5, 15 min) ${loadStart} at the start, ${loadEnd} at the end (the 1-minute figure before each run is in the table; above 2 other work competed for the 2 cores).`, '');
@@ -163,14 +174,48 @@ L.push('', 'Why a goal is missed, as far as measured here:', '',
   '* The stand-in is a Node process that parses every archived document, and the daemon\'s libmongoc monitor thread',
   '  polls it (~30% of a core while idle, an artefact of the stand-in\'s hello, not expected with mongod; not verified,',
   '  no mongod here): both overstate what history costs with real MongoDB.');
+}
 
-const section = ['<!-- rate-sweep begin -->', ...L, '<!-- rate-sweep end -->'].join('\n');
+function clusterReport(L) {
+  L.push('## Two nodes on one Redis: Parley against Socket.IO (issue 11)', '');
+  L.push(`Written by \`make bench-cluster\` (bench/rate-sweep.mjs, BENCH_SWEEP_KIND=cluster) on ${new Date(T0).toISOString()}, commit ${commit}${dirty}, ${cpus().length} CPUs shared by all servers, Redis and the load generator;`,
+    `load average (1, 5, 15 min) ${loadStart} at the start, ${loadEnd} at the end (1-minute figure before each run in the table).`, '');
+  L.push(`${W.conns} connections in ${W.rooms} rooms of ${ROOM}, half of each room on each node (connection g on node (g / ${W.rooms}) mod 2), ${W.senders} paced senders, 64-byte texts, ${DUR} s per rate after 1 s of warm-up;`,
+    `rates ${RATES.join(', ')} msg/s, rising, both systems at each rate one after the other; same client driver (bench/loadgen, \`--ports\`, \`--socketio\`). **ok** as above: no loss, gap or reorder, the rate really sent, p99 < 50 ms.`, '');
+  L.push(`* **${PX}**: two parley-chat daemons (history on) on one redis-server (AOF, \`appendfsync ${FSYNC}\`) and one MongoDB stand-in, each on its own port; each subscribes to its rooms' Redis channels, so a message published through one reaches the members on both.`,
+    '* **socketio x2**: two Node processes of bench/peers/socketio (Socket.IO 4.8, @socket.io/redis-adapter 8.3, node-redis 4.7, WebSocket transport only) on one redis-server (no persistence: Socket.IO stores nothing).',
+    '* CPU: all server processes: both nodes and Redis (and for Parley the stand-in), each from /proc/PID/stat over the same window.', '');
+  L.push('| system | highest ok rate: deliveries/s (msg/s) | p99 ms there | p99 ms at 100k deliveries/s | deliveries per CPU-s of all server processes at 100k/s | load |', '|---|---|---|---|---|---|');
+  for (const n of names) {
+    const b = best(n), f = first(n) || {};
+    L.push(`| ${n} | ${b ? `${f0(b.deliveries_per_s)} (${f0(b.rate)})` : `none (${(f.why || [f.error]).join(', ')})`} | ${b ? f2(b.p99_ms) : '–'} | ${f2(f.p99_ms)}${f.ok === false ? ' (failed)' : ''} | ${f0(f.deliveries_per_cpu_s_all)} | ${f.load1 ?? '–'} |`);
+  }
+  L.push('', 'Every run:', '');
+  L.push('| system | msg/s offered | sent/s | deliveries/s | p50 ms | p99 ms | lost | CPU s by process | deliveries per CPU-s (all) | load | result |',
+    '|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const rate of RATES) {
+    for (const n of names) {
+      const r = runs[n].find((x) => x.rate === rate);
+      if (!r) continue;
+      const by = [['node1', r.server_cpu_run_s], ...Object.entries(r.cpu_run_by || {})].map(([k, v]) => `${k} ${f2(v)}`).join(', ');
+      L.push(`| ${n} | ${f0(rate)} | ${f0(r.sent_per_s)} | ${f0(r.deliveries_per_s)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${r.lost ?? '–'} | ${by} | ${f0(r.deliveries_per_cpu_s_all)} | ${r.load1 ?? '–'} | ${r.ok ? 'ok' : (r.why || [r.error]).join(', ')} |`);
+    }
+  }
+  if (cut) L.push('', `Not run: ${cut} msg/s and above (time budget).`);
+  const a = first(PX), b = first(SX), ba = best(PX), bb = best(SX);
+  L.push('', `Ratios (Parley ÷ Socket.IO): deliveries per CPU-s of all server processes at 100k/s ${rt(a?.deliveries_per_cpu_s_all, b?.deliveries_per_cpu_s_all)}; highest ok rate ${rt(ba?.deliveries_per_s, bb?.deliveries_per_s)}${ba && bb ? '' : ' (one of them passed no rate)'}; p99 at 100k/s ${f2(a?.p99_ms)} against ${f2(b?.p99_ms)} ms.`,
+    'Parley does more per message (token-checked handshakes, the Redis publish script with AOF, the archive); Socket.IO stores nothing.',
+    'The 50,000-connection run of issue 11 is not part of this (see the text above this section).');
+}
+
+const MARK = CLUSTER ? 'cluster-sweep' : 'rate-sweep';
+const section = [`<!-- ${MARK} begin -->`, ...L, `<!-- ${MARK} end -->`].join('\n');
 console.log(`\n${L.join('\n')}`);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-writeFileSync(join(ROOT, 'bench', 'results', 'sweep.json'), JSON.stringify({ started: new Date(T0).toISOString(), commit, loadStart, loadEnd, rates: RATES, runs }, null, 1));
+writeFileSync(join(ROOT, 'bench', 'results', CLUSTER ? 'cluster.json' : 'sweep.json'), JSON.stringify({ started: new Date(T0).toISOString(), commit, loadStart, loadEnd, rates: RATES, runs }, null, 1));
 if (process.env.BENCH_SWEEP_DOC === '1') {
   const doc = join(ROOT, 'docs', 'benchmarks.md');
-  const begin = '<!-- rate-sweep begin -->', end = '<!-- rate-sweep end -->';
+  const begin = `<!-- ${MARK} begin -->`, end = `<!-- ${MARK} end -->`;
   let text = readFileSync(doc, 'utf8');
   const i = text.indexOf(begin), j = text.indexOf(end);
   text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;

@@ -52,3 +52,26 @@ test('load generator: every message delivered once, in order, to every room memb
     await server.stop();
   }
 });
+
+test('two chat daemons on one Redis (make bench-cluster): a room spans both, every message reaches every member once, in order', async () => {
+  const secret = newSecret();
+  const sys = SYSTEMS['parley-chat x2'];
+  const server = await sys.start(secret);
+  try {
+    assert.equal(server.ports.length, 2);
+    const r = await runLoadgen(sys, server, {
+      conns: CONNS, rooms: ROOMS, senders: SENDERS, rate: 200, duration: 2, drain: 20, size: 64,
+      procs: 1, label: 'smoke-cluster',
+    }, { secret, timeoutMs: 120000 });
+    const detail = `${JSON.stringify(r)}\nloadgen stderr:\n${r.stderr}\nchat stderr:\n${server.logs()}`;
+    assert.equal(r.connected, CONNS, detail);
+    assert.ok(r.sent > 0, detail);
+    // half of each room's members are on the other daemon: only Redis can bring them the message
+    assert.equal(r.expected, r.sent * (CONNS / ROOMS), detail);
+    assert.equal(r.delivered, r.expected, `no message lost\n${detail}`);
+    assert.equal(r.gaps + r.reorders + r.bad_frames + r.closed_early, 0, detail);
+    assert.deepEqual(Object.keys(r.cpu_run_by), ['chat2', 'redis', 'mongo'], 'the second daemon, Redis and the stand-in sampled');
+  } finally {
+    await server.stop();
+  }
+});
