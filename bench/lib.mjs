@@ -26,6 +26,14 @@ export const CHAT_BENCH_ENV = {
   CHAT_MAX_PENDING_HANDSHAKES: '1024',
 };
 
+// The rate sweep (bench/rate-sweep.mjs) also gives Redis commands 15 s instead of the
+// production 2 s (as the tests do): on this shared 2-core machine the join storm of 1000
+// connections (each one's history read through the one command connection) has taken more
+// than 2 s, the daemon then drops the connection, fails every command in flight and closes
+// the joiners whose history failed (1013): a real behaviour, reported in docs/benchmarks.md,
+// but not the fan-out the sweep measures.
+export const CHAT_SWEEP_ENV = { ...CHAT_BENCH_ENV, CHAT_REDIS_TIMEOUT_MS: '15000' };
+
 // For idle memory the daemon runs with its production defaults (ring of 512 frames per room,
 // 2048-byte receive buffer per connection), only allowed enough connections.
 export const CHAT_MEMORY_ENV = {
@@ -142,7 +150,7 @@ export const SYSTEMS = {
     token: true,
     path: '/ws',
     async start(secret, workload = 'traffic') {
-      return startChat(secret, workload === 'memory' ? CHAT_MEMORY_ENV : CHAT_BENCH_ENV);
+      return startChat(secret, workload === 'memory' ? CHAT_MEMORY_ENV : workload === 'sweep' ? CHAT_SWEEP_ENV : CHAT_BENCH_ENV);
     },
   },
   // The same daemon with a smaller per-connection receive buffer (lws allocates
@@ -167,7 +175,7 @@ export const SYSTEMS = {
   'parley-chat x2': {
     token: true,
     path: '/ws',
-    async start(secret) { return startChatCluster(secret, CHAT_BENCH_ENV, 2); },
+    async start(secret, workload) { return startChatCluster(secret, workload === 'sweep' ? CHAT_SWEEP_ENV : CHAT_BENCH_ENV, 2); },
   },
   // Socket.IO 4 with @socket.io/redis-adapter, two nodes on one Redis (bench/peers/socketio).
   'socketio x2': {

@@ -3,10 +3,11 @@
 // before history (BENCH_BASE_BIN, built by bench/run-bench from commit BASE_COMMIT), Node `ws`
 // and lws-bare. Side by side: at each rate every system still in the race runs once, freshly
 // started and warmed up, one after the other, so that all see the same machine. A system
-// leaves the race at its first failed rate. "ok" = every message delivered once and in order
+// leaves the race at its first failed rate at or above 100k deliveries/s (below, it goes on to
+// 100k/s, where p99 is reported). "ok" = every message delivered once and in order
 // (no loss, gap or reorder), the offered rate really sent (>= 95%), and p99 < 50 ms.
 // Reports for each system the highest delivered rate that was ok, p99 at 100k deliveries/s
-// (the first rate), and deliveries per CPU-second with Redis's and the MongoDB stand-in's CPU
+// (1000 msg/s), and deliveries per CPU-second with Redis's and the MongoDB stand-in's CPU
 // counted (/proc/PID/stat of each, sampled by the load generator over the same window).
 // The 1-minute load average is recorded before every run.
 //   node bench/rate-sweep.mjs [msgs/s ...]
@@ -23,7 +24,7 @@ import { spawnSync } from 'node:child_process';
 import { SYSTEMS, runLoadgen, newSecret, ROOT, FSYNC, BASE_COMMIT } from './lib.mjs';
 
 const ARGS = process.argv.slice(2).map(Number).filter((x) => x > 0);
-const RATES = ARGS.length ? ARGS : [1000, 2000, 3000, 5000, 7500, 10000, 15000];
+const RATES = ARGS.length ? ARGS : [500, 1000, 2000, 3000, 5000, 7500, 10000, 15000];
 const DUR = Number(process.env.BENCH_SWEEP_DUR || 4);
 const BUDGET_MS = Number(process.env.BENCH_SWEEP_BUDGET_S || 330) * 1000;
 // two load generator processes: one could not read 1M frames/s, and on a shared machine one
@@ -46,7 +47,9 @@ function okRun(r) {
   if (r.lost) why.push(`${r.lost} lost`);
   if (r.gaps) why.push(`${r.gaps} gaps`);
   if (r.reorders) why.push(`${r.reorders} reordered`);
-  if (r.sent_per_s < 0.95 * r.rate) why.push(`only ${Math.round(r.sent_per_s)} of ${r.rate} msg/s sent`);
+  // sent_per_s counts the drain too (sent / (sending + drain)): compare the count
+  if (!(r.sent >= 0.95 * r.rate * DUR)) why.push(`only ${r.sent} of ${Math.round(r.rate * DUR)} messages sent`);
+  if (r.run_s > DUR + 1) why.push(`the last delivery ${(r.run_s - DUR).toFixed(1)} s after sending ended`);
   if (!(r.p99_ms < 50)) why.push(`p99 ${r.p99_ms} ms`);
   return why;
 }
@@ -56,7 +59,7 @@ async function once(name, rate) {
   const secret = newSecret();
   let server;
   for (let attempt = 1; !server; attempt++) {
-    try { server = await sys.start(secret, 'traffic'); } catch (e) {
+    try { server = await sys.start(secret, 'sweep'); } catch (e) {
       if (attempt === 3) return { error: `did not start: ${e.message.split('\n')[0]}`, rate };
     }
   }
@@ -91,7 +94,8 @@ for (const rate of RATES) {
     const r = await once(name, rate);
     runs[name].push({ rate, ...r });
     log(`${name} ${rate} msg/s: ${r.ok ? 'ok' : `FAIL (${(r.why || [r.error]).join(', ')})`}, ${Math.round(r.deliveries_per_s || 0)} deliveries/s, p99 ${r.p99_ms} ms, load ${r.load1}`);
-    if (!r.ok) alive.delete(name);
+    // every system runs up to 100k deliveries/s (the p99 goal's rate), failed or not
+    if (!r.ok && rate * ROOM >= 100000) alive.delete(name);
   }
 }
 const loadEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
@@ -100,8 +104,10 @@ const loadEnd = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).joi
 const f0 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : Math.round(x).toLocaleString('en-US'));
 const f2 = (x) => (x === undefined || x === null || Number.isNaN(x) ? '–' : Number(x).toFixed(2));
 const rt = (a, b) => (a && b ? `${Number((a / b).toPrecision(3))}×` : '–');
-const best = (n) => runs[n].filter((r) => r.ok).pop() || null;
-const first = (n) => runs[n][0] || null;
+// the highest ok rate below the first failure (a system runs on to 100k/s even after one)
+const best = (n) => { let b = null; for (const r of runs[n]) { if (!r.ok) break; b = r; } return b; };
+// the run at 100k deliveries/s (the p99 goal's rate), else the first one
+const first = (n) => runs[n].find((r) => r.rate * ROOM === 100000) || runs[n][0] || null;
 const commit = (spawnSync('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).stdout || '?').trim();
 const dirty = (spawnSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'chat', 'common'], { encoding: 'utf8' }).stdout || '').trim() ? ' (chat/ or common/ modified)' : '';
 
@@ -112,8 +118,8 @@ L.push('## Open-loop rate sweep: the daemon with history (issue 10)', '');
 L.push(`Written by \`make bench\` (bench/rate-sweep.mjs) on ${new Date(T0).toISOString()}, commit ${commit}${dirty}, ${cpus().length} CPUs shared by servers and load generator;`,
   `load average (1, 5, 15 min) ${loadStart} at the start, ${loadEnd} at the end (the 1-minute figure before each run is in the table; above 2 other work competed for the 2 cores).`, '');
 L.push(`${W.conns} connections in ${W.rooms} rooms of ${ROOM}, ${W.senders} senders paced together to the offered rate (open loop), 64-byte texts, ${DUR} s per rate after 1 s of warm-up on a fresh server;`,
-  `rates ${RATES.join(', ')} msg/s (× ${ROOM} = deliveries/s), rising; at each rate the systems run one after the other; a system stops at its first failed rate.`,
-  `A run is **ok** when every message reached every member once and in order, the offered rate was really sent (≥ 95%), and p99 < 50 ms.`, '');
+  `rates ${RATES.join(', ')} msg/s (× ${ROOM} = deliveries/s), rising; at each rate the systems run one after the other; a system stops at its first failed rate (but runs up to 100k deliveries/s in any case).`,
+  `A run is **ok** when every message reached every member once and in order, the offered rate was really sent (≥ 95% of rate × ${DUR} s), the last delivery came within 1 s after sending ended, and p99 < 50 ms. deliveries/s = delivered / (sending + drain time).`, '');
 L.push('* **parley-chat**: today\'s daemon with history on: every message goes through the Redis publish script',
   `  (redis-server, AOF, \`appendfsync ${FSYNC}\`) and is archived by the daemon's writer thread into the MongoDB stand-in`,
   '  (scripts/mongo-standin, NOT mongod: a Node process; real mongod would cost differently).',
@@ -121,6 +127,11 @@ L.push('* **parley-chat**: today\'s daemon with history on: every message goes t
   '  from `git archive` in a scratch directory under /tmp), same settings, nothing stored. The current daemon has no switch',
   '  that turns history off (Redis is required), so this is the "without persistence" figure.',
   '* **node-ws**: Node `ws` broadcast (stores nothing); **lws-bare**: bare libwebsockets broadcaster (stores nothing).',
+  '* parley-chat runs with `CHAT_REDIS_TIMEOUT_MS=15000` here (production: 2000). With 2 s, on this machine under other work,',
+  '  the 1000 joins before a run (each one\'s history read over the one Redis command connection) took longer than 2 s: the',
+  '  daemon dropped the command connection, failed every command in flight and closed the joiners whose history read failed',
+  '  (seen 2026-12-02: 812 history reads failed, 832 of 1000 connections closed 1013, 320 `unavailable`, Redis latency mean',
+  '  260 ms with Redis itself at 0.09 CPU-s). That is a finding about the daemon under load, not the fan-out measured here.',
   '* CPU: server = the daemon\'s utime+stime; "all" adds redis-server and the stand-in over the same window.', '');
 
 L.push('| system | highest ok rate: deliveries/s (msg/s) | p99 ms there | p99 ms at 100k deliveries/s | deliveries per CPU-s at 100k/s: server / server+Redis / all | load |', '|---|---|---|---|---|---|');
@@ -205,7 +216,10 @@ function clusterReport(L) {
   const a = first(PX), b = first(SX), ba = best(PX), bb = best(SX);
   L.push('', `Ratios (Parley ÷ Socket.IO): deliveries per CPU-s of all server processes at 100k/s ${rt(a?.deliveries_per_cpu_s_all, b?.deliveries_per_cpu_s_all)}; highest ok rate ${rt(ba?.deliveries_per_s, bb?.deliveries_per_s)}${ba && bb ? '' : ' (one of them passed no rate)'}; p99 at 100k/s ${f2(a?.p99_ms)} against ${f2(b?.p99_ms)} ms.`,
     'Parley does more per message (token-checked handshakes, the Redis publish script with AOF, the archive); Socket.IO stores nothing.',
-    'The 50,000-connection run of issue 11 is not part of this (see the text above this section).');
+    'Not built yet: issue 11\'s 50,000-connection run (`make bench-scale`). The load generator already forks workers, each',
+    'binding its sockets to its own source address (127.0.0.2, .3, ... with --procs) and staying under 15,000 files; what is',
+    'missing is the run itself (about 4 processes of 12,500 connections, the daemons\' CHAT_MAX_CONNECTIONS raised, their',
+    'memory and handshake rate recorded) and its section here.');
 }
 
 const MARK = CLUSTER ? 'cluster-sweep' : 'rate-sweep';

@@ -406,12 +406,15 @@ function report(m, prof, web, profHs) {
   return L.join('\n');
 }
 
+// The sections bench/rate-sweep.mjs writes (make bench's sweep, make bench-cluster's), kept.
 function sweepSection() {
-  const begin = '<!-- rate-sweep begin -->', end = '<!-- rate-sweep end -->';
   let text = '';
   try { text = readFileSync(join(ROOT, 'docs', 'benchmarks.md'), 'utf8'); } catch { /* first run */ }
-  const i = text.indexOf(begin), j = text.indexOf(end);
-  return i >= 0 && j > i ? text.slice(i, j + end.length) : `${begin}\n(bench/rate-sweep.mjs has not run yet)\n${end}`;
+  return ['rate-sweep', 'cluster-sweep'].map((m) => {
+    const begin = `<!-- ${m} begin -->`, end = `<!-- ${m} end -->`;
+    const i = text.indexOf(begin), j = text.indexOf(end);
+    return i >= 0 && j > i ? text.slice(i, j + end.length) : `${begin}\n(not run yet: ${m === 'rate-sweep' ? 'make bench' : 'make bench-cluster'})\n${end}`;
+  }).join('\n\n');
 }
 
 function discussion(fo, la, mem, prof) {
