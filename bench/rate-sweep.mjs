@@ -208,7 +208,7 @@ function clusterReport(L) {
     for (const n of names) {
       const r = runs[n].find((x) => x.rate === rate);
       if (!r) continue;
-      const by = [['node1', r.server_cpu_run_s], ...Object.entries(r.cpu_run_by || {})].map(([k, v]) => `${k} ${f2(v)}`).join(', ');
+      const by = [[n.startsWith('parley') ? 'chat1' : 'node1', r.server_cpu_run_s], ...Object.entries(r.cpu_run_by || {})].map(([k, v]) => `${k} ${f2(v)}`).join(', ');
       L.push(`| ${n} | ${f0(rate)} | ${f0(r.sent_per_s)} | ${f0(r.deliveries_per_s)} | ${f2(r.p50_ms)} | ${f2(r.p99_ms)} | ${r.lost ?? '–'} | ${by} | ${f0(r.deliveries_per_cpu_s_all)} | ${r.load1 ?? '–'} | ${r.ok ? 'ok' : (r.why || [r.error]).join(', ')} |`);
     }
   }
