@@ -87,10 +87,12 @@ const runs = Object.fromEntries(names.map((n) => [n, []]));
 const alive = new Set(names);
 const loadStart = readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 let cut = null;
-for (const rate of RATES) {
+sweep: for (const rate of RATES) {
   if (!alive.size) break;
   if (Date.now() - T0 > BUDGET_MS) { cut = rate; log(`time budget spent: ${rate} msg/s and above not run`); break; }
   for (const name of names.filter((n) => alive.has(n))) {
+    // a round already begun ends early rather than overrun bench/run-bench's timeout
+    if (Date.now() - T0 > BUDGET_MS + 45000) { cut = rate; log(`time budget spent during ${rate} msg/s`); break sweep; }
     const r = await once(name, rate);
     runs[name].push({ rate, ...r });
     log(`${name} ${rate} msg/s: ${r.ok ? 'ok' : `FAIL (${(r.why || [r.error]).join(', ')})`}, ${Math.round(r.deliveries_per_s || 0)} deliveries/s, p99 ${r.p99_ms} ms, load ${r.load1}`);
