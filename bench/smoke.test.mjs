@@ -16,7 +16,7 @@ test('load generator: every message delivered once, in order, to every room memb
   assert.deepEqual(haveBinaries(), [], 'build parley-loadgen, lws-bare and parley-chat first');
   const secret = newSecret();
   const sys = SYSTEMS['parley-chat'];
-  const server = await sys.start(secret);
+  const server = await sys.start(secret, 'sweep'); // Redis timeout 15 s, as in the chat tests
   try {
     const r = await runLoadgen(sys, server, {
       conns: CONNS, rooms: ROOMS, senders: SENDERS, rate: 400, duration: 3, drain: 20, size: 64,
@@ -56,7 +56,7 @@ test('load generator: every message delivered once, in order, to every room memb
 test('two chat daemons on one Redis (make bench-cluster): a room spans both, every message reaches every member once, in order', async () => {
   const secret = newSecret();
   const sys = SYSTEMS['parley-chat x2'];
-  const server = await sys.start(secret);
+  const server = await sys.start(secret, 'sweep'); // Redis timeout 15 s, as in the chat tests
   try {
     assert.equal(server.ports.length, 2);
     const r = await runLoadgen(sys, server, {
