@@ -9,7 +9,7 @@ COMPOSE ?= $(if $(filter true,$(CI)),1,0)
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build build-asan test check check-asan test-compose run bench format \
-        format-check fuzz clean
+        format-check fuzz clean bench-cluster
 
 all: build
 
@@ -52,6 +52,11 @@ run: build
 bench: build
 	scripts/install-deps base bench
 	bench/run-bench
+
+# Issue 11: two chat daemons on one Redis against Socket.IO on its Redis adapter (~5 min).
+bench-cluster: build
+	scripts/install-deps base bench
+	bench/run-cluster
 
 # libFuzzer targets (clang-14): every fuzz_* binary runs FUZZ_SECONDS on its own.
 FUZZ_SECONDS ?= 60

@@ -15,7 +15,13 @@
  * (the caller samples the server's RSS), send for --duration at --rate messages/s in total
  * (or closed loop: each sender keeps at most --window messages in flight), drain until
  * every expected delivery arrived or --drain seconds passed. Workers report one JSON line
- * each on a pipe; the parent prints one aggregated JSON line on stdout. */
+ * each on a pipe; the parent prints one aggregated JSON line on stdout.
+ *
+ * --ports A,B,...: a cluster of servers; connection g talks to port (g / M) % count, so that
+ * every room has members on every server. --socketio: the server is Socket.IO (Engine.IO 4,
+ * Socket.IO protocol 5, WebSocket transport): the client sends "40" (connect to "/") and
+ * counts as connected at the server's "40{...}", answers each ping "2" with "3", and sends
+ * 42["m",{"text":"..."}]; the same parser finds "text". */
 #define _DEFAULT_SOURCE /* MAP_ANONYMOUS */
 #include "hist.h"
 
@@ -49,12 +55,17 @@
 #define LG_TOKEN_TTL 3600
 #define LG_WORKER_FDS 15000 /* stay well under the 20000 open-files hard limit */
 #define LG_LINE_MAX (64u * 1024u)
+#define LG_ALSO_MAX 4  /* --also-pid processes */
+#define LG_PORTS_MAX 8 /* --ports */
 
 enum lg_phase { PH_CONNECT = 0, PH_SEND = 1, PH_STOP = 2 };
 
 struct lg_opts {
     const char *host;
     int port;
+    int ports[LG_PORTS_MAX]; /* --ports: a cluster, connection g on ports[(g / rooms) % n] */
+    unsigned n_ports;
+    bool socketio;
     const char *path;
     bool token; /* parley mode: Authorization: Bearer <jwt>; peer mode: ?room=NAME */
     unsigned conns, rooms, senders, procs;
@@ -65,6 +76,8 @@ struct lg_opts {
     unsigned concurrency;
     const char *src_base; /* first source address, e.g. 127.0.0.2 */
     long server_pid;
+    long also_pid[LG_ALSO_MAX]; /* processes whose CPU counts with the server's (Redis, ...) */
+    unsigned n_also;
     const char *label;
 };
 
@@ -88,6 +101,7 @@ struct lg_conn {
     char *frag;      /* reassembly of fragmented frames */
     size_t fraglen;
     char *token;
+    const char *ctl; /* socketio: a control packet to write next ("40", "3") */
 };
 
 struct lg_worker {
@@ -180,9 +194,27 @@ static void on_frame(struct lg_worker *w, struct lg_conn *c, const char *p, size
 {
     uint64_t seq, sender;
     int64_t ts;
+    if (w->o->socketio && len >= 1u && p[0] != '4') {
+        if (len == 1u && p[0] == '2') { /* Engine.IO ping: pong */
+            c->ctl = "3";
+            lws_callback_on_writable(c->wsi);
+        }
+        return; /* "0{...}" open, "6" noop */
+    }
+    if (w->o->socketio && !c->open && len >= 2u && p[0] == '4' && p[1] == '0') {
+        c->open = true; /* "40{"sid":...}": connected to the namespace */
+        w->connected++;
+        w->inflight--;
+        return;
+    }
+    if (w->o->socketio && len >= 2u && p[0] == '4' && p[1] == '4') {
+        w->bad_frames++; /* CONNECT_ERROR */
+        return;
+    }
     if (!parse_text(p, len, &seq, &sender, &ts)) {
-        if (find_bytes(p, len, "\"error\"", 7))
-            w->bad_frames++;
+        if (find_bytes(p, len, "\"error\"", 7) && ++w->bad_frames <= 3)
+            fprintf(stderr, "loadgen: connection %u got %.*s\n", c->gid,
+                    (int)(len < 300u ? len : 300u), p);
         return;
     }
     int64_t lat = now_ns() - ts;
@@ -230,18 +262,23 @@ static void send_one(struct lg_worker *w, struct lg_conn *c)
     char *t = w->txbuf + LWS_PRE;
     size_t cap = 64u + o->size;
     c->seq++;
-    int n =
-        snprintf(t, cap, "{\"type\":\"message\",\"text\":\"%" PRIu64 " %" PRId32 " %" PRId64 " ",
-                 c->seq, c->sender, now_ns());
+    static const char plain[] = "{\"type\":\"message\",\"text\":\"";
+    static const char sio[] = "42[\"m\",{\"text\":\"";
+    const char *pre = o->socketio ? sio : plain;
+    size_t prelen = o->socketio ? sizeof sio - 1u : sizeof plain - 1u;
+    int n = snprintf(t, cap, "%s%" PRIu64 " %" PRId32 " %" PRId64 " ", pre, c->seq, c->sender,
+                     now_ns());
     size_t len = (size_t)n;
     /* pad the text (from "<seq>" on) to o->size bytes */
-    size_t textlen = len - 26u;
+    size_t textlen = len - prelen;
     while (textlen < o->size && len < cap - 3u) {
         t[len++] = 'x';
         textlen++;
     }
     memcpy(t + len, "\"}", 2);
     len += 2;
+    if (o->socketio)
+        t[len++] = ']';
     if (lws_write(c->wsi, (unsigned char *)t, len, LWS_WRITE_TEXT) < (int)len) {
         c->seq--;
         return;
@@ -265,7 +302,7 @@ static void start_connect(struct lg_worker *w, struct lg_conn *c)
     memset(&i, 0, sizeof i);
     i.context = w->ctx;
     i.address = o->host;
-    i.port = o->port;
+    i.port = o->n_ports ? o->ports[(c->gid / o->rooms) % o->n_ports] : o->port;
     i.path = path;
     i.host = o->host;
     i.origin = o->host;
@@ -369,6 +406,11 @@ static int callback_lg(struct lws *wsi, enum lws_callback_reasons reason, void *
         }
         break;
     case LWS_CALLBACK_CLIENT_ESTABLISHED:
+        if (w->o->socketio) { /* connected once the server answers the namespace connect */
+            c->ctl = "40";
+            lws_callback_on_writable(wsi);
+            break;
+        }
         c->open = true;
         w->connected++;
         w->inflight--;
@@ -401,6 +443,16 @@ static int callback_lg(struct lws *wsi, enum lws_callback_reasons reason, void *
         }
         break;
     case LWS_CALLBACK_CLIENT_WRITEABLE:
+        if (c->ctl) {
+            size_t n = strlen(c->ctl);
+            memcpy(w->txbuf + LWS_PRE, c->ctl, n);
+            c->ctl = NULL;
+            if (lws_write(wsi, (unsigned char *)w->txbuf + LWS_PRE, n, LWS_WRITE_TEXT) < (int)n)
+                return -1;
+            if (sender_behind(w, c, now_ns()))
+                lws_callback_on_writable(wsi);
+            break;
+        }
         if (sender_behind(w, c, now_ns())) {
             send_one(w, c);
             if (sender_behind(w, c, now_ns()))
@@ -548,6 +600,13 @@ static double read_proc_cpu(long pid)
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
+/* read_proc_cpu() of each --also-pid process into out[0..n_also-1]. */
+static void also_cpu(const struct lg_opts *o, double out[LG_ALSO_MAX])
+{
+    for (unsigned i = 0; i < o->n_also; i++)
+        out[i] = read_proc_cpu(o->also_pid[i]);
+}
+
 static long long json_int(const char *line, const char *key)
 {
     char k[64];
@@ -574,7 +633,10 @@ static void usage(void)
             "  --duration SEC (5) --drain SEC (10) --idle SEC (0) --size BYTES (64)\n"
             "  --concurrency N (200 handshakes in flight per process)\n"
             "  --src 127.0.0.2  first source address (process w uses +w)\n"
+            "  --ports A,B,...    a cluster: connection g on port (g / rooms) mod count (up to 8)\n"
+            "  --socketio         the servers speak Socket.IO 5 over Engine.IO 4 (WebSocket)\n"
             "  --server-pid PID   sample VmRSS and CPU time of the server\n"
+            "  --also-pid PID     count this process's CPU time too (up to 4 times)\n"
             "  --label TEXT       copied into the JSON result\n");
 }
 
@@ -587,6 +649,7 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
         {"rate", 1, 0, 'r'},        {"window", 1, 0, 'w'},   {"duration", 1, 0, 'd'},
         {"drain", 1, 0, 'D'},       {"idle", 1, 0, 'i'},     {"size", 1, 0, 'z'},
         {"concurrency", 1, 0, 'c'}, {"src", 1, 0, 'a'},      {"server-pid", 1, 0, 'k'},
+        {"also-pid", 1, 0, 'A'},    {"ports", 1, 0, 'O'},    {"socketio", 0, 0, 'S'},
         {"label", 1, 0, 'l'},       {"help", 0, 0, '?'},     {0, 0, 0, 0},
     };
     *o = (struct lg_opts){.host = "127.0.0.1",
@@ -664,6 +727,35 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
             break;
         case 'k':
             o->server_pid = strtol(optarg, NULL, 10);
+            break;
+        case 'O': {
+            char *e = optarg;
+            while (*e && o->n_ports < LG_PORTS_MAX) {
+                long v = strtol(e, &e, 10);
+                if (v < 1 || v > 65535 || (*e && *e != ',')) {
+                    fprintf(stderr, "loadgen: --ports: a list of 1..65535, comma-separated\n");
+                    return -1;
+                }
+                o->ports[o->n_ports++] = (int)v;
+                o->port = o->ports[0];
+                if (*e == ',')
+                    e++;
+            }
+            if (*e) {
+                fprintf(stderr, "loadgen: --ports: at most %d\n", LG_PORTS_MAX);
+                return -1;
+            }
+            break;
+        }
+        case 'S':
+            o->socketio = true;
+            break;
+        case 'A':
+            if (o->n_also == LG_ALSO_MAX) {
+                fprintf(stderr, "loadgen: at most %d --also-pid\n", LG_ALSO_MAX);
+                return -1;
+            }
+            o->also_pid[o->n_also++] = strtol(optarg, NULL, 10);
             break;
         case 'l':
             o->label = optarg;
@@ -775,6 +867,9 @@ int main(int argc, char **argv)
     }
     int64_t t_ready = now_ns();
     double cpu1 = o.server_pid ? read_proc_cpu(o.server_pid) : -1;
+    double also1[LG_ALSO_MAX] = {0}, also2[LG_ALSO_MAX] = {0};
+    also_cpu(&o, also1);
+    memcpy(also2, also1, sizeof also2);
     if (!rc && o.idle > 0)
         sleep_s(o.idle);
     long rss1 = o.server_pid ? read_proc_kb(o.server_pid, "VmRSS") : -1;
@@ -823,6 +918,7 @@ int main(int argc, char **argv)
         free(line);
         t_end = now_ns();
         cpu2 = o.server_pid ? read_proc_cpu(o.server_pid) : -1;
+        also_cpu(&o, also2);
     }
     h->max = maxns;
     atomic_store(&sh->phase, PH_STOP);
@@ -846,12 +942,14 @@ int main(int argc, char **argv)
            "\"sent\":%llu,\"expected\":%llu,\"delivered\":%llu,\"lost\":%llu,\"gaps\":%llu,"
            "\"reorders\":%llu,\"bad_frames\":%llu,\"run_s\":%.3f,\"deliveries_per_s\":%.1f,"
            "\"sent_per_s\":%.1f,\"server_cpu_run_s\":%.3f,\"deliveries_per_cpu_s\":%.1f,"
+           "\"also_cpu_run_s\":[%.3f,%.3f,%.3f,%.3f],"
            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"p999_ms\":%.3f,\"max_ms\":%.3f}\n",
            o.label, o.conns, o.rooms, o.senders, o.procs, o.rate, o.window, o.size, o.duration,
            conns_ok, failed, closed, conn_s, conn_s > 0 ? (double)conns_ok / conn_s : 0, cpu_conn,
            rss0, rss1, sent, expected, delivered, lost, gaps, reorders, bad, run_s,
            run_s > 0 ? (double)delivered / run_s : 0, run_s > 0 ? (double)sent / run_s : 0, cpu_run,
-           cpu_run > 0 ? (double)delivered / cpu_run : 0, (double)hist_quantile(h, 0.5) / 1e6,
+           cpu_run > 0 ? (double)delivered / cpu_run : 0, also2[0] - also1[0], also2[1] - also1[1],
+           also2[2] - also1[2], also2[3] - also1[3], (double)hist_quantile(h, 0.5) / 1e6,
            (double)hist_quantile(h, 0.99) / 1e6, (double)hist_quantile(h, 0.999) / 1e6,
            (double)h->max / 1e6);
     fflush(stdout);
