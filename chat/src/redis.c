@@ -57,6 +57,7 @@ struct chat_redis {
     struct link cmd, sub;
     struct pend *head, *tail; /* commands in flight on cmd, oldest first */
     size_t npending;
+    int64_t last_reply_ms; /* when cmd last answered anything (monotonic) */
     bool ready;
     bool stopping;
     bool reload_pending;
@@ -161,6 +162,7 @@ static void on_reply(redisAsyncContext *ac, void *reply, void *privdata)
     const redisReply *rep = reply;
     pend_unlink(r, p);
     if (rep) {
+        r->last_reply_ms = cm_mono_ms();
         double ms = (double)(lws_now_usecs() - p->sent_us) / 1000.0;
         for (int i = 0; i < CHAT_REDIS_LAT_BUCKETS; i++)
             if (i == CHAT_REDIS_LAT_BUCKETS - 1 || ms <= chat_redis_latency_le[i])
@@ -440,15 +442,25 @@ retry:
     l->retry_at_ms = cm_mono_ms() + l->backoff_ms;
 }
 
+/* How long the oldest command has waited without Redis answering anything: since it was sent,
+ * or since the last reply, whichever is later. A queue of many commands (a crowd joining, each
+ * reading its history) behind a Redis that keeps answering is busy, not dead: only a Redis
+ * that answers nothing for the timeout is (a stopped or wedged server, a lost link). */
+static int64_t silent_ms(const struct chat_redis *r, int64_t now)
+{
+    int64_t since = r->head->sent_ms > r->last_reply_ms ? r->head->sent_ms : r->last_reply_ms;
+    return now - since;
+}
+
 static void tick(lws_sorted_usec_list_t *sul)
 {
     struct chat_redis *r = lws_container_of(sul, struct chat_redis, tick);
     int64_t now = cm_mono_ms();
-    if (r->head && now - r->head->sent_ms > r->o.timeout_ms && r->cmd.ac) {
+    if (r->head && silent_ms(r, now) > r->o.timeout_ms && r->cmd.ac) {
         /* the answer may be waiting in the socket while this round ran timers first (a busy
          * loop): read what is there before calling it a timeout */
         redisAsyncHandleRead(r->cmd.ac);
-        if (r->head && cm_mono_ms() - r->head->sent_ms > r->o.timeout_ms) {
+        if (r->head && silent_ms(r, cm_mono_ms()) > r->o.timeout_ms) {
             r->st.timeouts++;
             drop(&r->cmd, "a command timed out");
         }

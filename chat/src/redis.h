@@ -52,7 +52,9 @@ struct chat_redis_opts {
     const char *host;     /* borrowed; must outlive the client */
     int port;             /* 1..65535 */
     const char *password; /* NULL or "" = no AUTH; borrowed */
-    int64_t timeout_ms;   /* deadline of every command and of connecting */
+    int64_t timeout_ms;   /* of connecting; and how long commands may wait while Redis
+                           * answers nothing at all (a long queue that Redis keeps
+                           * answering is not timed out) */
     size_t max_pending;   /* commands in flight on the command connection, at most */
     const char *script;   /* Lua text loaded with SCRIPT LOAD after every connect; borrowed */
 };
