@@ -7,6 +7,7 @@
  * (docs/protocol.md "Connecting"). */
 #include "chat.h"
 #include "history.h"
+#include "presence.h"
 #include "handshake.h"
 #include "rawguard.h"
 #include "room.h"
@@ -430,6 +431,7 @@ static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri,
         cm_buf_init(&b);
         metrics_body(srv, &b);
         chat_history_metrics(srv->hist, &b);
+        chat_presence_metrics(srv->pres, &b);
         rc = http_respond(wsi, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, b.data,
                           b.len, false);
         cm_buf_free(&b);

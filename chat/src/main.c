@@ -2,6 +2,7 @@
 #include "archive.h"
 #include "chat.h"
 #include "history.h"
+#include "presence.h"
 #include "rawguard.h"
 #include "redis.h"
 #include "room.h"
@@ -173,6 +174,7 @@ int main(void)
     cm_info("listening on %s:%lld (WebSocket at /ws), admin on %s:%lld (/healthz, /metrics)",
             cfg.listen_addr, cfg.port, cfg.admin_addr, cfg.admin_port);
     srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), archive);
+    srv.pres = chat_presence_new(&srv, chat_history_redis(srv.hist));
     chat_conn_sweep_start(&srv);
 
     while (!stop_requested) {
@@ -195,8 +197,10 @@ int main(void)
     chat_conn_sweep_stop(&srv);
     if (srv.nconns)
         cm_warn("%zu connections did not close in time", srv.nconns);
-    chat_history_free(srv.hist);
+    chat_history_free(srv.hist); /* fails presence's commands in flight: before it goes */
     srv.hist = NULL;
+    chat_presence_free(srv.pres);
+    srv.pres = NULL;
     chat_archive_free(archive); /* before the context: its threads wake it */
     the_ctx = NULL;
     chat_inbox_set_context(&srv.inbox, NULL);
