@@ -292,6 +292,7 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
         struct chat_frame *f = chat_proto_user_event("typing", c->member->uid, c->member->name);
         f->exclude_conn = c->id;
         chat_fanout_room(srv, c->room, f);
+        chat_presence_typing(srv, c->room, c->member->uid, c->member->name); /* other replicas */
         chat_req_free(&req);
         return 0;
     }

@@ -717,7 +717,7 @@ static void hook_sub(void *ud, char kind, const char *channel, size_t chlen, con
         return;
     if (kind == 's')
         room_subscribed(h, room);
-    else if (kind == 'm' && len && payload[0] == 'P')
+    else if (kind == 'm' && len && (payload[0] == 'P' || payload[0] == 'T'))
         chat_presence_on_event(h->srv, room, payload, len); /* presence, never a message */
     else if (kind == 'm' && room->hstate == H_SUBSCRIBED)
         on_message(h, room, payload, len);

@@ -126,7 +126,7 @@ struct reap {
 
 struct pres_stats {
     uint64_t heartbeats, heartbeat_failures, reincarnations, reaped_replicas, reaped_rooms, events,
-        joins_told, leaves_told, snapshots, commands_failed;
+        joins_told, leaves_told, snapshots, commands_failed, typing;
 };
 
 struct chat_presence {
@@ -138,6 +138,8 @@ struct chat_presence {
     bool ever_ready;
     bool reincarnate; /* take a new id at the next tick */
     bool hb_inflight;
+    bool reconnected;      /* the command connection was lost at least once */
+    int64_t healthy_since; /* monotonic ms of the first heartbeat answered on this connection */
     uint64_t gen;
     struct chat_presence_room *rooms[PR_BUCKETS];
     struct reap reaps[CHAT_PRESENCE_REAPS];
@@ -571,13 +573,18 @@ static void on_snapshot(struct chat_presence *p, struct chat_presence_room *pr,
         free(name);
     }
     struct chat_room *room = pr->room;
+    /* the first snapshot of a room is news only to connections that already have their
+     * welcome (it was built without it); the others find the users in their welcome */
+    bool announce = pr->loaded;
+    for (const struct chat_conn *c = room ? room->conns : NULL; c && !announce; c = c->rnext)
+        announce = !c->held;
     if (pr->loaded && room) {
         for (size_t i = 0; i < pr->nb; i++)
             for (struct pres_user *u = pr->b[i]; u; u = u->next)
                 if (!user_find(&nw, u->uid) && !local_has(room, u->uid))
                     tell(p->srv, room, "leave", u->uid, u->name);
     }
-    if (room)
+    if (room && announce)
         for (size_t i = 0; i < nw.nb; i++)
             for (struct pres_user *u = nw.b[i]; u; u = u->next)
                 if (!user_find(pr, u->uid) && !local_has(room, u->uid))
@@ -732,6 +739,15 @@ static void on_heartbeat(struct chat_presence *p, const redisReply *rep)
         return;
     }
     p->registered = true;
+    int64_t now = cm_mono_ms();
+    if (!p->healthy_since)
+        p->healthy_since = now;
+    /* after a Redis outage every replica's expiry has passed: give the others the time to
+     * reconnect (redis.c's backoff reaches CHAT_PRESENCE_RECONNECT_MS) and refresh before
+     * calling anyone dead, or everybody would leave and join again */
+    if (p->reconnected &&
+        now - p->healthy_since < p->srv->cfg->presence_ttl_ms + CHAT_PRESENCE_RECONNECT_MS)
+        return;
     const redisReply *dead = rep->element[1];
     for (size_t i = 0; i < dead->elements; i++) {
         const redisReply *e = dead->element[i];
@@ -875,6 +891,24 @@ bool chat_presence_leave(struct chat_server *srv, struct chat_room *room, const 
     return !user_find(pr, uid);
 }
 
+void chat_presence_typing(struct chat_server *srv, struct chat_room *room, const char *uid,
+                          const char *name)
+{
+    struct chat_presence *p = P(srv);
+    struct chat_presence_room *pr = room->pres;
+    if (!p || !pr || !chat_redis_ready(p->redis))
+        return;
+    char ch[KEY_MAX];
+    size_t lc = room_key(ch, pr->rid, "pub", NULL);
+    struct cm_buf b;
+    cm_buf_init(&b);
+    cm_buf_printf(&b, "T%s %s %s", p->id, uid, name);
+    const char *argv[3] = {"PUBLISH", ch, b.data};
+    size_t lens[3] = {7, lc, b.len};
+    (void)send_cmd(p, cmd_new(p, C_IGNORE), 3, argv, lens); /* a hint: lost is fine */
+    cm_buf_free(&b);
+}
+
 void chat_presence_room_subscribed(struct chat_server *srv, struct chat_room *room)
 {
     struct chat_presence *p = P(srv);
@@ -894,6 +928,24 @@ void chat_presence_on_event(struct chat_server *srv, struct chat_room *room, con
     struct chat_presence_room *pr = room->pres;
     if (!p || !pr)
         return;
+    if (m[0] == 'T') { /* "T<replica> <uid> <name>": typing on another replica */
+        if (len < CHAT_REPLICA_ID_LEN + 3 || m[1 + CHAT_REPLICA_ID_LEN] != ' ')
+            return;
+        char rep[CHAT_REPLICA_ID_LEN + 1];
+        memcpy(rep, m + 1, CHAT_REPLICA_ID_LEN);
+        rep[CHAT_REPLICA_ID_LEN] = '\0';
+        if (own_id(p, rep))
+            return;
+        char *copy = cm_xstrndup(m + 2 + CHAT_REPLICA_ID_LEN, len - 2 - CHAT_REPLICA_ID_LEN);
+        char *sp = strchr(copy, ' ');
+        if (sp && cm_uid_valid(copy, (size_t)(sp - copy))) {
+            *sp = '\0';
+            p->st.typing++;
+            chat_fanout_room(srv, room, chat_proto_user_event("typing", copy, sp + 1));
+        }
+        free(copy);
+        return;
+    }
     p->st.events++;
     if (pr->loaded && !pr->loading) {
         handle_event(p, pr, m, len);
@@ -923,8 +975,13 @@ void chat_presence_room_gone(struct chat_server *srv, struct chat_room *room)
 void chat_presence_on_ready(struct chat_server *srv, bool ready)
 {
     struct chat_presence *p = P(srv);
-    if (!p || !ready)
+    if (!p)
         return;
+    p->healthy_since = 0;
+    if (!ready) {
+        p->reconnected = true;
+        return;
+    }
     /* a new command connection: what was sent on the old one may be lost */
     if (p->ever_ready)
         p->reincarnate = true;
@@ -1017,12 +1074,14 @@ void chat_presence_metrics(const struct chat_presence *p, struct cm_buf *b)
         "chat_presence_told_total{type=\"leave\"} %" PRIu64 "\n"
         "# HELP chat_presence_snapshots_total Room presence snapshots read.\n"
         "# TYPE chat_presence_snapshots_total counter\nchat_presence_snapshots_total %" PRIu64 "\n"
+        "# HELP chat_presence_typing_total Typing hints received from other replicas.\n"
+        "# TYPE chat_presence_typing_total counter\nchat_presence_typing_total %" PRIu64 "\n"
         "# HELP chat_presence_commands_failed_total Presence commands not sent or failed.\n"
         "# TYPE chat_presence_commands_failed_total counter\n"
         "chat_presence_commands_failed_total %" PRIu64 "\n"
         "# HELP chat_presence_remote_users Users other replicas have in this daemon's rooms.\n"
         "# TYPE chat_presence_remote_users gauge\nchat_presence_remote_users %zu\n",
         s->heartbeats, s->heartbeat_failures, s->reincarnations, s->reaped_replicas,
-        s->reaped_rooms, s->events, s->joins_told, s->leaves_told, s->snapshots, s->commands_failed,
-        remote);
+        s->reaped_rooms, s->events, s->joins_told, s->leaves_told, s->snapshots, s->typing,
+        s->commands_failed, remote);
 }

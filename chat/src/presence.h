@@ -13,8 +13,9 @@
  *   parley:{replicas}:alive       zset  replica -> expiry (ms, Redis TIME), refreshed every
  *                                 CHAT_PRESENCE_HEARTBEAT_MS to now + CHAT_PRESENCE_TTL_MS
  *   parley:{replicas}:rooms:<replica> set of rids the replica has members in
- * Changes are published on the room's message channel as "P<ver> J|L <replica> <uid> <name>"
- * (never JSON, so history.c cannot take them for a message).
+ * Changes are published on the room's message channel as "P<ver> J|L <replica> <uid> <name>",
+ * typing hints as "T<replica> <uid> <name>" (never JSON, so history.c cannot take them for a
+ * message).
  *
  * A replica whose expiry passes is dead: every survivor's heartbeat sees it, removes its
  * entries room by room (publishing a leave for each) and finally its alive entry, so its
@@ -46,6 +47,10 @@ struct cm_buf;
 #define CHAT_PRESENCE_REAP_ROOMS 64
 #define CHAT_PRESENCE_REAPS 4
 #define CHAT_PRESENCE_QUEUE 4096
+/* After its command connection came back, a replica waits CHAT_PRESENCE_TTL_MS plus this
+ * (redis.c's longest reconnect backoff) before it reaps anyone: after a Redis outage every
+ * expiry has passed, and the others need the time to reconnect and refresh theirs. */
+#define CHAT_PRESENCE_RECONNECT_MS 5000
 
 struct chat_presence;
 
@@ -65,6 +70,11 @@ bool chat_presence_join(struct chat_server *srv, struct chat_room *room, int64_t
 /* conn.c: uid's last local tab in room closed (already unlinked from room->members).
  * Returns true when `leave` must be told (no other replica has the user either). */
 bool chat_presence_leave(struct chat_server *srv, struct chat_room *room, const char *uid);
+
+/* conn.c: uid is typing in room: the other replicas' clients are told too (a PUBLISH of
+ * "T<replica> <uid> <name>" on the room's channel; fire and forget). */
+void chat_presence_typing(struct chat_server *srv, struct chat_room *room, const char *uid,
+                          const char *name);
 
 /* history.c hooks: the room's channel is (re)subscribed (call before anything else is asked
  * for the room: the snapshot's answer then comes before the welcome is built); a "P..."

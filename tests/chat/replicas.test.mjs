@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import { startChat, Client, metrics, until, sleep, T, ASAN } from './lib.mjs';
 import { startRedis } from '../lib/redis.mjs';
 import { freePort } from '../lib/proc.mjs';
-import { renderNginxConf, startNginx } from '../lib/stack.mjs';
+import { renderNginxConf, startNginx, SANITIZER_RE } from '../lib/stack.mjs';
 import { uidOf } from '../lib/token.mjs';
 
 const FAST = { CHAT_RATE_PER_SEC: '100000', CHAT_RATE_BURST: '100000', CHAT_RING_SIZE: '8192' };
@@ -36,6 +36,15 @@ async function cluster(n, env = {}, { aof = false } = {}) {
     rs.push(c);
   }
   return { redis, secret, rs };
+}
+
+// Stops the daemons still running with SIGTERM; a sanitizer report (ASan builds) fails the test.
+async function finish(rs) {
+  for (const r of rs) {
+    if (r.d.child.exitCode !== null || r.d.child.signalCode !== null) continue;
+    await r.d.stop();
+    assert.ok(!SANITIZER_RE.test(r.d.stderr), `sanitizer report:\n${r.d.stderr.slice(-6000)}`);
+  }
 }
 
 const tok = (chat, sub, room) => chat.token({ sub, name: sub.split('@')[0], room });
@@ -67,6 +76,7 @@ test('3 replicas x 3 senders in one room: every client on every replica gets the
     const mine = cs[0].of('message').filter((m) => m.client_id.startsWith(`s${k}-`)).map((m) => m.client_id);
     assert.deepEqual(mine, range(0, N - 1).map((i) => `s${k}-${i}`));
   }
+  await finish(rs);
 });
 
 test('members across replicas: one user with tabs on two replicas is one member; leave only after the last tab', async () => {
@@ -85,6 +95,11 @@ test('members across replicas: one user with tabs on two replicas is one member;
   assert.deepEqual(members(wa2), [uidOf(ann), uidOf(bob)].sort(), 'welcome on replica 2 lists bob of replica 3');
   await b.next((f) => f.type === 'join' && f.user.id === uidOf(cat));
   await a2.next((f) => f.type === 'join' && f.user.id === uidOf(cat));
+  // typing on one replica reaches the room on the others
+  a2.send({ type: 'typing' });
+  const ty = await b.next((f) => f.type === 'typing');
+  assert.deepEqual(ty.user, { id: uidOf(ann), name: 'ann' });
+  await c.next((f) => f.type === 'typing' && f.user.id === uidOf(ann));
   // ann's second tab was no second join for anyone
   await sleep(500);
   assert.equal(b.of('join').filter((f) => f.user.id === uidOf(ann)).length, 1, 'one join for two tabs');
@@ -105,6 +120,7 @@ test('members across replicas: one user with tabs on two replicas is one member;
   assert.ok(!members(late.of('welcome')[0]).includes(uidOf(ann)), 'ann is gone from every replica');
   const m = await metrics(rs[2].port);
   assert.ok(m.chat_presence_heartbeats_total > 0);
+  await finish(rs);
 });
 
 test('a replica killed with kill -9: its users leave within the bound, its clients resume through nginx without loss', async () => {
@@ -176,6 +192,7 @@ test('a replica killed with kill -9: its users leave within the bound, its clien
   assert.ok(m0.chat_presence_reaped_rooms_total + m1.chat_presence_reaped_rooms_total >= 1);
   await until(async () => (await rs[0].redis.cmd('ZRANGE', 'parley:{replicas}:alive', '0', '-1')).length === 2,
     T, 'the dead replica forgotten, two left');
+  await finish(rs);
 });
 
 test('subscriber connection killed and Redis restarted while messages flow: nobody misses or repeats a message', async () => {
@@ -183,6 +200,7 @@ test('subscriber connection killed and Redis restarted while messages flow: nobo
   const room = 'outage';
   const readers = [await open(rs[0], 'r0@x.org', room), await open(rs[1], 'r1@x.org', room)];
   const senders = [await open(rs[0], 's0@x.org', room), await open(rs[1], 's1@x.org', room)];
+  await until(() => readers[0].of('join').length === 3 && readers[1].of('join').length === 2, T, 'all joined').catch((e) => { throw new Error(`${e.message}: ${JSON.stringify(readers.map((r) => r.frames.filter((f) => f.type !== 'history')))}`); });
   // each sender sends its next message once the previous one is stored, resending a refused
   // one with the same client_id as the page does
   let stop = false;
@@ -204,8 +222,9 @@ test('subscriber connection killed and Redis restarted while messages flow: nobo
     await redis.cmd('CLIENT', 'KILL', 'TYPE', 'pubsub');
     await sleep(300);
   }
+  // down for longer than CHAT_PRESENCE_TTL_MS: every replica's expiry passes meanwhile
   await redis.stop();
-  await sleep(500);
+  await sleep(1500);
   await redis.start();
   for (const r of rs) {
     await until(async () => { const m = await metrics(r.port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1; }, T, 'redis back');
@@ -226,7 +245,14 @@ test('subscriber connection killed and Redis restarted while messages flow: nobo
   }
   assert.deepEqual(readers[0].of('message').map((m) => m.id), readers[1].of('message').map((m) => m.id));
   // presence survived too: each reader still sees the other replica's users as members
+  // nobody seemed to leave and come back: the replicas re-registered under new ids before the
+  // old ones were let go, and nobody was reaped while the others were still reconnecting
+  await sleep(BOUND_MS + 1000);
+  assert.equal(readers[0].of('leave').length + readers[1].of('leave').length, 0,
+    `no leave: ${JSON.stringify([...readers[0].of('leave'), ...readers[1].of('leave')])}`);
+  assert.deepEqual([readers[0].of('join').length, readers[1].of('join').length], [3, 2], 'no second join');
   const late = await open(rs[0], 'late@x.org', room);
   assert.deepEqual(members(late.of('welcome')[0]),
     ['r0@x.org', 'r1@x.org', 's0@x.org', 's1@x.org', 'late@x.org'].map(uidOf).sort());
+  await finish(rs);
 });
