@@ -79,4 +79,7 @@ async function run(label, replicas, { conns, rooms, senders, rate, duration = 8 
 await run('1 daemon, rooms of 100', 1, { conns: CONNS, rooms: CONNS / 100, senders: 40, rate: 300 });
 await run('1 daemon, rooms of 10', 1, { conns: CONNS, rooms: CONNS / 10, senders: 400, rate: 3000 });
 await run('2 daemons, rooms of 100 spread over both', 2, { conns: CONNS, rooms: CONNS / 100, senders: 40, rate: 300 });
+// closed loop (each sender keeps 4 messages in flight): the most one daemon delivers
+await run('1 daemon, rooms of 100, closed loop', 1, { conns: CONNS, rooms: CONNS / 100, senders: 40, rate: 0, duration: 5 });
+await run('2 daemons, rooms of 100 spread over both, closed loop', 2, { conns: CONNS, rooms: CONNS / 100, senders: 40, rate: 0, duration: 5 });
 process.exit(0);
