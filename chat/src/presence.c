@@ -986,7 +986,10 @@ void chat_presence_on_ready(struct chat_server *srv, bool ready)
     if (p->ever_ready)
         p->reincarnate = true;
     p->ever_ready = true;
-    lws_sul_schedule(srv->ctx, 0, &p->tick, on_tick, 1);
+    /* now, not at the next tick: the heartbeat (the id in the alive set, where the reapers
+     * look) goes out on the new connection before any member is registered under the id */
+    lws_sul_cancel(&p->tick);
+    on_tick(&p->tick);
 }
 
 void chat_presence_welcome_members(const struct chat_room *room, struct cm_buf *b, bool *first)
