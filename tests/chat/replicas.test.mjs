@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startChat, Client, metrics, until, sleep, T, ASAN } from './lib.mjs';
 import { startRedis } from '../lib/redis.mjs';
-import { freePort } from '../lib/proc.mjs';
+import { freePort, BIN, runToExit } from '../lib/proc.mjs';
 import { renderNginxConf, startNginx, SANITIZER_RE } from '../lib/stack.mjs';
 import { uidOf } from '../lib/token.mjs';
 
@@ -255,4 +255,18 @@ test('subscriber connection killed and Redis restarted while messages flow: nobo
   assert.deepEqual(members(late.of('welcome')[0]),
     ['r0@x.org', 'r1@x.org', 's0@x.org', 's1@x.org', 'late@x.org'].map(uidOf).sort());
   await finish(rs);
+});
+
+test('presence settings out of range are refused at start with a message naming them', async () => {
+  const base = { JWT_SECRET: 'k'.repeat(40), CHAT_PORT: String(await freePort()), CHAT_ADMIN_PORT: String(await freePort()) };
+  for (const [env, msg] of [
+    [{ CHAT_PRESENCE_HEARTBEAT_MS: '50' }, /CHAT_PRESENCE_HEARTBEAT_MS/],
+    [{ CHAT_PRESENCE_TTL_MS: '100' }, /CHAT_PRESENCE_TTL_MS/],
+    [{ CHAT_PRESENCE_HEARTBEAT_MS: '2000', CHAT_PRESENCE_TTL_MS: '3000' },
+      /CHAT_PRESENCE_TTL_MS \(3000\) must be at least twice CHAT_PRESENCE_HEARTBEAT_MS \(2000\)/],
+  ]) {
+    const r = await runToExit(BIN.chat, { ...base, ...env });
+    assert.notEqual(r.code, 0, JSON.stringify(env));
+    assert.match(r.output, msg);
+  }
 });
