@@ -3,6 +3,7 @@
 #include "chat.h"
 #include "history.h"
 #include "presence.h"
+#include "redis.h"
 #include "rawguard.h"
 #include "redis.h"
 #include "room.h"
@@ -190,9 +191,20 @@ int main(void)
     chat_conn_shutdown_all(&srv);
     int64_t deadline = cm_mono_ms() + cfg.shutdown_grace_ms;
     lws_sul_schedule(ctx, 0, &tick, on_tick, CHAT_SHUTDOWN_TICK_MS * LWS_US_PER_MS);
-    while (srv.nconns > 0 && cm_mono_ms() < deadline)
+    while (srv.nconns > 0 && cm_mono_ms() < deadline) {
         if (lws_service(ctx, 0) < 0)
             break;
+        chat_history_flush(srv.hist); /* the leaves of the connections just closed */
+    }
+    /* the other replicas: this one is gone (they remove what is left of its presence at their
+     * next heartbeat instead of after CHAT_PRESENCE_TTL_MS); let the last commands reach Redis */
+    chat_presence_goodbye(srv.pres);
+    int64_t bye = cm_mono_ms() + CHAT_GOODBYE_MS;
+    while (chat_redis_pending(chat_history_redis(srv.hist)) > 0 && cm_mono_ms() < bye) {
+        chat_history_flush(srv.hist);
+        if (lws_service(ctx, 0) < 0)
+            break;
+    }
     lws_sul_cancel(&tick);
     chat_conn_sweep_stop(&srv);
     if (srv.nconns)

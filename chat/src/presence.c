@@ -1036,6 +1036,22 @@ void chat_presence_free(struct chat_presence *p)
     free(p);
 }
 
+void chat_presence_goodbye(struct chat_presence *p)
+{
+    if (!p || !chat_redis_ready(p->redis))
+        return;
+    lws_sul_cancel(&p->tick); /* no heartbeat may revive the ids */
+    const char *ids[2] = {p->id, p->old};
+    for (int i = 0; i < 2; i++) {
+        if (!ids[i][0])
+            continue;
+        const char *argv[5] = {"ZADD", alive_key, "XX", "0", ids[i]};
+        size_t lens[5] = {4, strlen(alive_key), 2, 1, strlen(ids[i])};
+        (void)send_cmd(p, cmd_new(p, C_IGNORE), 5, argv, lens);
+    }
+    cm_info("presence: replica id %s said goodbye", p->id);
+}
+
 const char *chat_presence_id(const struct chat_presence *p)
 {
     return p->id;

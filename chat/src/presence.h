@@ -90,6 +90,12 @@ void chat_presence_on_ready(struct chat_server *srv, bool ready);
  * written to the list yet and is updated. */
 void chat_presence_welcome_members(const struct chat_room *room, struct cm_buf *b, bool *first);
 
+/* SIGTERM, after the connections closed: marks this replica's ids expired in Redis, so the
+ * others remove whatever of its presence is left at their next heartbeat. NULL ok. */
+void chat_presence_goodbye(struct chat_presence *p);
+/* How long main.c waits at shutdown for the last Redis commands (the leaves) to be answered. */
+#define CHAT_GOODBYE_MS 1000
+
 /* Prometheus text for /metrics. NULL p writes nothing. */
 void chat_presence_metrics(const struct chat_presence *p, struct cm_buf *b);
 

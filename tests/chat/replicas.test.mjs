@@ -270,3 +270,19 @@ test('presence settings out of range are refused at start with a message naming 
     assert.match(r.output, msg);
   }
 });
+
+test('a replica stopped with SIGTERM: its users leave at once (not after CHAT_PRESENCE_TTL_MS), its id is gone', async () => {
+  // a TTL far beyond the wait: only the goodbye can make the leave arrive in time
+  const { redis, rs } = await cluster(2, { CHAT_PRESENCE_HEARTBEAT_MS: '1000', CHAT_PRESENCE_TTL_MS: '60000' });
+  const room = 'goodbye';
+  const w = await open(rs[0], 'w@x.org', room);
+  await open(rs[1], 'v@x.org', room);
+  await w.next((f) => f.type === 'join' && f.user.id === uidOf('v@x.org'));
+  await rs[1].d.stop();
+  assert.ok(!SANITIZER_RE.test(rs[1].d.stderr), rs[1].d.stderr.slice(-6000));
+  await w.next((f) => f.type === 'leave' && f.user.id === uidOf('v@x.org'), T);
+  assert.match(rs[1].d.stderr, /presence: replica id [0-9a-f]{16} said goodbye/);
+  await until(async () => (await redis.cmd('ZRANGE', 'parley:{replicas}:alive', '0', '-1')).length === 1, T,
+    'only the running replica left in the alive set');
+  await finish(rs);
+});
