@@ -63,6 +63,9 @@ struct chat_config {
     long long stream_len;        /* CHAT_STREAM_LEN: messages per room kept in Redis */
     long long idempotency_ttl;   /* CHAT_IDEMPOTENCY_TTL: s a client_id is remembered */
     long long outbox_max;        /* CHAT_OUTBOX_MAX: unarchived messages before unavailable */
+    /* presence across replicas (presence.c) */
+    long long presence_heartbeat_ms; /* CHAT_PRESENCE_HEARTBEAT_MS */
+    long long presence_ttl_ms;       /* CHAT_PRESENCE_TTL_MS: a silent replica is dead after it */
     /* the archive (archive.c: MongoDB, its own Redis connections) */
     char *mongo_uri;            /* CHAT_MONGO_URI (secret: it may hold credentials) */
     char *mongo_db;             /* CHAT_MONGO_DB */
@@ -187,8 +190,9 @@ struct chat_server {
     const struct chat_config *cfg;
     struct lws_context *ctx;
     struct chat_rooms *rooms;
-    struct chat_history *hist; /* history.c: Redis, the archive */
-    struct chat_mod *mod;      /* moderation.c: revocations, the moderation stream */
+    struct chat_history *hist;  /* history.c: Redis, the archive */
+    struct chat_mod *mod;       /* moderation.c: revocations, the moderation stream */
+    struct chat_presence *pres; /* presence.c: members across replicas (NULL: local only) */
     struct chat_counters n;
     struct chat_index index; /* established connections by id and by user */
     struct chat_inbox inbox; /* events from other threads (chat_conn_drain_inbox) */

@@ -99,6 +99,10 @@ static const struct cm_cfg_entry table[] = {
      "seconds a client_id is remembered (a retry within it is not a second message)"},
     {"CHAT_OUTBOX_MAX", CM_CFG_INT, "1000000", 1000, 100000000, &cfg.outbox_max,
      "messages waiting for the archive before senders get unavailable"},
+    {"CHAT_PRESENCE_HEARTBEAT_MS", CM_CFG_INT, "1000", 100, 10000, &cfg.presence_heartbeat_ms,
+     "ms between a replica's presence heartbeats (and its checks for dead replicas)"},
+    {"CHAT_PRESENCE_TTL_MS", CM_CFG_INT, "3000", 300, 60000, &cfg.presence_ttl_ms,
+     "ms after its last heartbeat a replica counts as dead and its users leave"},
     {"CHAT_MONGO_URI", CM_CFG_SECRET, "mongodb://127.0.0.1:27017/?appname=parley-chat", 10, 4096,
      &cfg.mongo_uri, "MongoDB connection string (may hold credentials)"},
     {"CHAT_MONGO_DB", CM_CFG_STR, "parley", 1, 63, &cfg.mongo_db, "MongoDB database"},
@@ -187,6 +191,14 @@ int chat_config_load(struct chat_config *out, char *err, size_t errlen)
                  "CHAT_ROOM_BACKLOG_BYTES (%lld) cannot hold one CHAT_MAX_MESSAGE_BYTES (%lld) "
                  "message",
                  cfg.backlog_bytes, cfg.max_message_bytes);
+        return -1;
+    }
+    if (cfg.presence_ttl_ms < 2 * cfg.presence_heartbeat_ms) {
+        /* one late heartbeat must not declare a live replica dead */
+        snprintf(err, errlen,
+                 "CHAT_PRESENCE_TTL_MS (%lld) must be at least twice CHAT_PRESENCE_HEARTBEAT_MS "
+                 "(%lld)",
+                 cfg.presence_ttl_ms, cfg.presence_heartbeat_ms);
         return -1;
     }
     /* a database name is a path component on the server: keep to plain characters */

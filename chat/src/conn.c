@@ -4,6 +4,7 @@
 #include "chat.h"
 #include "history.h"
 #include "moderation.h"
+#include "presence.h"
 #include "fanout.h"
 #include "protocol.h"
 #include "rawguard.h"
@@ -248,7 +249,7 @@ int chat_conn_established(struct chat_server *srv, struct chat_conn *c, struct l
 
     bool is_new;
     c->member = chat_room_member_add(room, ident_uid(c), ident_name(c), &is_new);
-    if (is_new)
+    if (is_new && chat_presence_join(srv, room, c->rid, ident_uid(c), ident_name(c)))
         chat_fanout_room(srv, room, chat_proto_user_event("join", ident_uid(c), ident_name(c)));
     /* linked after the join went out, and starting at the ring head: the newcomer's own
      * join is not sent to it, and it never sees history from before it arrived */
@@ -303,6 +304,7 @@ static int handle_frame(struct chat_server *srv, struct chat_conn *c, const char
         struct chat_frame *f = chat_proto_user_event("typing", c->member->uid, c->member->name);
         f->exclude_conn = c->id;
         chat_fanout_room(srv, c->room, f);
+        chat_presence_typing(srv, c->room, c->member->uid, c->member->name); /* other replicas */
         chat_req_free(&req);
         return 0;
     }
@@ -578,7 +580,8 @@ void chat_conn_teardown(struct chat_server *srv, struct chat_conn *c)
                     (unsigned)c->peer_code);
         }
         if (chat_room_member_release(room, c->member)) {
-            chat_fanout_room(srv, room, chat_proto_user_event("leave", uid, c->member->name));
+            if (chat_presence_leave(srv, room, uid))
+                chat_fanout_room(srv, room, chat_proto_user_event("leave", uid, c->member->name));
             chat_member_free(c->member);
         }
         c->member = NULL;

@@ -14,6 +14,7 @@
 #include "history.h"
 #include "chat.h"
 #include "fanout.h"
+#include "presence.h"
 #include "protocol.h"
 #include "redis.h"
 #include "room.h"
@@ -658,6 +659,9 @@ static void on_get_seq(struct chat_redis *r, const redisReply *rep, void *ud)
 static void room_subscribed(struct chat_history *h, struct chat_room *room)
 {
     room->hstate = H_SUBSCRIBED;
+    /* first: its answer (same connection, in order) comes before the counter's, so the
+     * welcome lists the members of every replica */
+    chat_presence_room_subscribed(h->srv, room);
     if (room->synced) {
         h->st.resubscribes++;
         gap_fetch(h, room);
@@ -713,6 +717,8 @@ static void hook_sub(void *ud, char kind, const char *channel, size_t chlen, con
         return;
     if (kind == 's')
         room_subscribed(h, room);
+    else if (kind == 'm' && len && (payload[0] == 'P' || payload[0] == 'T'))
+        chat_presence_on_event(h->srv, room, payload, len); /* presence, never a message */
     else if (kind == 'm' && room->hstate == H_SUBSCRIBED)
         on_message(h, room, payload, len);
 }
@@ -722,6 +728,7 @@ static void hook_sub(void *ud, char kind, const char *channel, size_t chlen, con
 static void hook_ready(void *ud, bool ready)
 {
     struct chat_history *h = ud;
+    chat_presence_on_ready(h->srv, ready);
     if (!ready)
         return;
     for (size_t b = 0; b < RID_BUCKETS; b++)
@@ -775,6 +782,7 @@ void chat_history_room_gone(struct chat_server *srv, struct chat_room *room)
     size_t n = key(ch, room->rid, "pub");
     if (room->hstate != H_NEW)
         (void)chat_redis_unsubscribe(h->redis, ch, n);
+    chat_presence_room_gone(srv, room);
     room->rid = 0;
 }
 
@@ -1117,6 +1125,11 @@ void chat_history_flush(struct chat_history *h)
 {
     if (h)
         chat_redis_flush(h->redis);
+}
+
+struct chat_redis *chat_history_redis(const struct chat_history *h)
+{
+    return h->redis;
 }
 
 bool chat_history_available(const struct chat_history *h)

@@ -66,6 +66,10 @@ void chat_history_drain(struct chat_server *srv);
 /* After every lws_service round: sends the Redis commands queued in it. */
 void chat_history_flush(struct chat_history *h);
 
+/* The Redis client (for presence.c: the same two connections). */
+struct chat_redis;
+struct chat_redis *chat_history_redis(const struct chat_history *h);
+
 /* Prometheus text for /metrics. */
 void chat_history_metrics(const struct chat_history *h, struct cm_buf *b);
 

@@ -8,6 +8,7 @@
 #include "chat.h"
 #include "history.h"
 #include "moderation.h"
+#include "presence.h"
 #include "handshake.h"
 #include "rawguard.h"
 #include "room.h"
@@ -434,6 +435,7 @@ static int serve_http(struct chat_server *srv, struct lws *wsi, const char *uri,
         metrics_body(srv, &b);
         chat_history_metrics(srv->hist, &b);
         chat_mod_metrics(srv->mod, &b);
+        chat_presence_metrics(srv->pres, &b);
         rc = http_respond(wsi, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, b.data,
                           b.len, false);
         cm_buf_free(&b);

@@ -3,6 +3,7 @@
 #include "chat.h"
 #include "history.h"
 #include "moderation.h"
+#include "presence.h"
 #include "rawguard.h"
 #include "redis.h"
 #include "room.h"
@@ -181,6 +182,7 @@ int main(void)
         cm_warn("redis: %s has no address yet (retrying in the background)", cfg.redis_host);
     srv.hist = chat_history_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"), archive);
     srv.mod = chat_mod_new(&srv, lws_get_vhost_by_name(ctx, "parley-chat"));
+    srv.pres = chat_presence_new(&srv, chat_history_redis(srv.hist));
     chat_conn_sweep_start(&srv);
 
     while (!stop_requested) {
@@ -197,17 +199,30 @@ int main(void)
     chat_conn_shutdown_all(&srv);
     int64_t deadline = cm_mono_ms() + cfg.shutdown_grace_ms;
     lws_sul_schedule(ctx, 0, &tick, on_tick, CHAT_SHUTDOWN_TICK_MS * LWS_US_PER_MS);
-    while (srv.nconns > 0 && cm_mono_ms() < deadline)
+    while (srv.nconns > 0 && cm_mono_ms() < deadline) {
         if (lws_service(ctx, 0) < 0)
             break;
+        chat_history_flush(srv.hist); /* the leaves of the connections just closed */
+    }
+    /* the other replicas: this one is gone (they remove what is left of its presence at their
+     * next heartbeat instead of after CHAT_PRESENCE_TTL_MS); let the last commands reach Redis */
+    chat_presence_goodbye(srv.pres);
+    int64_t bye = cm_mono_ms() + CHAT_GOODBYE_MS;
+    while (chat_redis_pending(chat_history_redis(srv.hist)) > 0 && cm_mono_ms() < bye) {
+        chat_history_flush(srv.hist);
+        if (lws_service(ctx, 0) < 0)
+            break;
+    }
     lws_sul_cancel(&tick);
     chat_conn_sweep_stop(&srv);
     if (srv.nconns)
         cm_warn("%zu connections did not close in time", srv.nconns);
-    chat_history_free(srv.hist);
+    chat_history_free(srv.hist); /* fails presence's commands in flight: before it goes */
     srv.hist = NULL;
     chat_mod_free(srv.mod);
     srv.mod = NULL;
+    chat_presence_free(srv.pres);
+    srv.pres = NULL;
     chat_archive_free(archive); /* before the context: its threads wake it */
     the_ctx = NULL;
     chat_inbox_set_context(&srv.inbox, NULL);

@@ -1,6 +1,7 @@
 #define _GNU_SOURCE /* memmem */
 #include "protocol.h"
 #include "chat.h"
+#include "presence.h"
 #include "room.h"
 
 #include <inttypes.h>
@@ -197,6 +198,8 @@ struct chat_frame *chat_proto_welcome(const struct chat_room *room, const char *
             cm_buf_puts(&b, ",");
         user_obj(&b, m->uid, m->name);
     }
+    bool first = !room->members;
+    chat_presence_welcome_members(room, &b, &first); /* the members other replicas have */
     cm_buf_puts(&b, "]}");
     return frame_end(&b, CHAT_FRAME_EVENT);
 }

@@ -12,6 +12,7 @@
 #include "ring.h"
 
 struct chat_conn;
+struct chat_presence_room;
 
 struct chat_member {
     struct chat_member *next;
@@ -38,6 +39,8 @@ struct chat_room {
     bool synced;                /* delivered is known */
     bool syncing;               /* GET of the counter in flight */
     bool fetching;              /* a gap fetch (XRANGE) in flight */
+    /* presence.c: the users other replicas have in the room (NULL until the first join) */
+    struct chat_presence_room *pres;
 };
 
 struct chat_rooms {

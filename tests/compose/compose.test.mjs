@@ -275,3 +275,34 @@ test('down then up keeps users and rooms (data in the bind-mounted dir)', { skip
     await login(url, first.bob.email, first.bob.password);
   });
 });
+
+// Scale-out (issue 11), on the images built above: podman-compose 1.0.3 accepts `--scale` and
+// ignores it, so the compose file scales with deploy.replicas = CHAT_REPLICAS / WEB_REPLICAS
+// (Docker Compose honours --scale too). nginx must list every replica of `chat` and `website`.
+test('CHAT_REPLICAS=2 WEB_REPLICAS=2 (--scale chat=2): nginx lists both replicas, the happy path works across them', { skip, timeout: UP_TIMEOUT_MS * 2 }, async () => {
+  await compose('down');
+  env.CHAT_REPLICAS = '2';
+  env.WEB_REPLICAS = '2';
+  try {
+    await up();
+    await withLogs(async () => {
+      const names = await containers();
+      const chats = names.filter((c) => c.startsWith(`${project}_chat_`));
+      const webs = names.filter((c) => c.startsWith(`${project}_website_`));
+      assert.equal(chats.length, 2, `two chat containers: ${names.join(' ')}`);
+      assert.equal(webs.length, 2, `two website containers: ${names.join(' ')}`);
+      for (const c of [...chats, ...webs]) assert.equal(await inspect(c, '{{.State.Status}}'), 'running', c);
+      const ngx = await logsOf(await containerOf('nginx'));
+      const m = /chat upstream: (\S+:8082(?: \S+:8082)*)/.exec(ngx);
+      assert.ok(m && m[1].split(' ').length === 2, `nginx lists both chat replicas:\n${ngx.slice(-2000)}`);
+      assert.match(ngx, /website upstream: \S+:8081 \S+:8081;/, 'and both websites');
+      // round robin over two upstreams: the happy path's two sockets land on different
+      // replicas, and they still see each other join, chat and leave
+      for (let i = 0; i < 2; i++) await happyPath(url);
+      for (const c of chats) assert.match(await logsOf(c), /connection accepted/, `${c} took WebSockets`);
+    });
+  } finally {
+    delete env.CHAT_REPLICAS;
+    delete env.WEB_REPLICAS;
+  }
+});

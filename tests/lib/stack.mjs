@@ -78,7 +78,7 @@ export function renderNginxConf(env) {
 }
 
 // Starts `nginx -p dir -c conf` in the foreground (daemon off in the template).
-async function startNginx(dir, conf, port) {
+export async function startNginx(dir, conf, port) {
   const t = spawnSync(NGINX, ['-t', '-q', '-e', 'stderr', '-p', dir, '-c', conf], { encoding: 'utf8' });
   if (t.status !== 0) throw new Error(`nginx -t failed:\n${t.stderr}`);
   const child = spawn(NGINX, ['-e', join(dir, 'error.log'), '-p', dir, '-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });

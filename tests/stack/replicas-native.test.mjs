@@ -1,0 +1,126 @@
+// `CHAT_REPLICAS=3 WEB_REPLICAS=2 make run` for real (issue 11): scripts/run-native starts three
+// chat daemons on consecutive ports (admin listeners on their own consecutive ports) and two
+// websites, lists all of them in nginx's upstreams, and the happy path works through the one
+// public port with its WebSockets spread over the chat replicas (so two users of one room sit
+// on different replicas and still see each other join, chat and leave). Bad replica counts
+// and overlapping port ranges are refused with a clear message.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, readFileSync, chmodSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ROOT, BUILD, freePort } from '../lib/proc.mjs';
+import { SANITIZER_RE } from '../lib/stack.mjs';
+import { happyPath, eventually } from './helpers.mjs';
+
+const STATE = mkdtempSync(join(tmpdir(), 'parley-replicas-'));
+chmodSync(STATE, 0o755);
+const running = new Set();
+after(async () => {
+  // SIGINT: run-native stops every service it started (each runs in a session of its own, so
+  // a SIGKILL of run-native's group would leave them running)
+  for (const r of running) await r.stop('SIGINT');
+  rmSync(STATE, { recursive: true, force: true });
+});
+
+const canListen = (port) => new Promise((res) => {
+  const s = createServer();
+  s.once('error', () => res(false));
+  s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
+});
+// n consecutive free ports
+async function freeRange(n) {
+  for (;;) {
+    const p = await freePort();
+    if (p + n > 65535) continue;
+    let ok = true;
+    for (let i = 1; i < n && ok; i++) ok = await canListen(p + i);
+    if (ok) return p;
+  }
+}
+
+const CHATS = 3, WEBS = 2;
+const ports = { PUBLIC_PORT: await freePort(), WEB_PORT: await freeRange(WEBS),
+  CHAT_PORT: await freeRange(CHATS), CHAT_ADMIN_PORT: await freeRange(CHATS), DB_PORT: await freePort(),
+  REDIS_PORT: await freePort(), MONGO_PORT: await freePort() };
+
+function runNative(extraEnv = {}) {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME || '/root',
+    PARLEY_STATE_DIR: STATE, PARLEY_BUILD_DIR: BUILD, NGINX_WORKERS: '1',
+    ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])), ...extraEnv };
+  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+  const child = spawn(join(ROOT, 'scripts', 'run-native'), [], { env, detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = { child, out: '' };
+  child.stdout.on('data', (b) => { r.out += b; });
+  child.stderr.on('data', (b) => { r.out += b; if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(b); });
+  r.exited = new Promise((res) => child.on('exit', (code, signal) => { running.delete(r); res({ code, signal }); }));
+  r.stop = async (signal = 'SIGINT') => {
+    if (child.exitCode !== null || child.signalCode !== null) return r.exited;
+    try { process.kill(-child.pid, signal); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 60000);
+    const res = await r.exited;
+    clearTimeout(t);
+    return res;
+  };
+  r.ready = eventually(() => {
+    if (child.exitCode !== null) throw new Error(`run-native exited: ${child.exitCode}\n${r.out}`);
+    return r.out.includes('Parley is running at');
+  }, 'run-native to print its URL').catch((e) => { throw new Error(`${e.message}\n${r.out}`); });
+  r.ready.catch(() => {});
+  running.add(r);
+  return r;
+}
+
+async function metrics(port) {
+  const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  return Object.fromEntries([...body.matchAll(/^([a-z_]+) (\d+)$/gm)].map((m) => [m[1], Number(m[2])]));
+}
+
+test('CHAT_REPLICAS=3 WEB_REPLICAS=2: every replica in nginx, the happy path across replicas', { timeout: 300000 }, async () => {
+  const r = runNative({ CHAT_REPLICAS: String(CHATS), WEB_REPLICAS: String(WEBS),
+    // a generous Redis timeout: five daemons start at once on two shared cores
+    CHAT_REDIS_TIMEOUT_MS: '15000',
+    // three happy paths register and log in six users from one address: above nginx's
+    // default login rate (10/min, burst 10), which is not what this test is about
+    NGINX_AUTH_RATE: '600r/m', NGINX_AUTH_BURST: '100' });
+  await r.ready;
+  for (let k = 1; k <= CHATS; k++) assert.match(r.out, new RegExp(`run-native \\| chat${k} +started \\(pid \\d+\\)`));
+  for (let k = 1; k <= WEBS; k++) assert.match(r.out, new RegExp(`run-native \\| website${k} +started \\(pid \\d+\\)`));
+  const conf = readFileSync(join(STATE, 'nginx', 'nginx.conf'), 'utf8');
+  for (let k = 0; k < CHATS; k++) assert.ok(conf.includes(`server 127.0.0.1:${ports.CHAT_PORT + k};`), `chat ${k} upstream`);
+  for (let k = 0; k < WEBS; k++) assert.ok(conf.includes(`server 127.0.0.1:${ports.WEB_PORT + k};`), `website ${k} upstream`);
+  for (let k = 0; k < CHATS; k++) {
+    const h = await fetch(`http://127.0.0.1:${ports.CHAT_ADMIN_PORT + k}/healthz`);
+    assert.equal(h.status, 200, `chat ${k} admin listener`);
+  }
+  const url = `http://127.0.0.1:${ports.PUBLIC_PORT}`;
+  // happyPath: two users register (on either website), chat and see each other's join and
+  // leave; with three upstreams and round robin their sockets are on different replicas
+  for (let i = 0; i < 3; i++) await happyPath(url);
+  const per = [];
+  for (let k = 0; k < CHATS; k++) per.push((await metrics(ports.CHAT_ADMIN_PORT + k)).chat_handshakes_accepted_total);
+  assert.ok(per.every((n) => n >= 1), `every chat replica took WebSockets: ${per}`);
+  const ids = new Set((r.out.match(/presence: replica id [0-9a-f]{16}/g) || []).map((s) => s.slice(-16)));
+  assert.ok(ids.size >= CHATS, 'each replica has its own presence id');
+  const ex = await r.stop('SIGINT');
+  assert.equal(ex.code, 0, r.out.slice(-3000));
+  assert.ok(!SANITIZER_RE.test(r.out), `sanitizer report:\n${r.out.slice(-6000)}`);
+});
+
+test('bad replica counts and overlapping port ranges are refused with a clear message', async () => {
+  for (const [env, msg] of [
+    [{ CHAT_REPLICAS: '0' }, /CHAT_REPLICAS must be a whole number from 1 to 8, got '0'/],
+    [{ CHAT_REPLICAS: '9' }, /CHAT_REPLICAS must be a whole number from 1 to 8, got '9'/],
+    [{ CHAT_REPLICAS: 'two' }, /CHAT_REPLICAS must be a whole number from 1 to 8/],
+    [{ WEB_REPLICAS: '-1' }, /WEB_REPLICAS must be a whole number from 1 to 8/],
+    [{ CHAT_REPLICAS: '3', CHAT_ADMIN_PORT: String(ports.CHAT_PORT + 2) }, /would both use port/],
+    [{ CHAT_REPLICAS: '2', CHAT_PORT: '65535' }, /beyond 65535/],
+  ]) {
+    const b = runNative(env);
+    assert.notEqual((await b.exited).code, 0, JSON.stringify(env));
+    assert.match(b.out, msg);
+  }
+});
