@@ -120,7 +120,7 @@ test('ban, unban, promote and delete ask first, naming whom, and say what was do
     assert.equal(await row().locator('form[action$="/ban"]').count(), 1, 'not banned');
     text = await confirmAction(page, row().locator('form[action$="/ban"] button'));
     const flash = page.locator('.flash[role="status"]');
-    assert.match(await flash.textContent(), /^Ann Archer \(.*\) was banned\.$/);
+    assert.match(await flash.textContent(), /^Ann Archer \(.*\) was banned: their open chats were closed\.$/);
     assert.equal(await row().locator('form[action$="/unban"]').count(), 1);
     await confirmAction(page, row().locator('form[action$="/unban"] button'));
     assert.match(await flash.textContent(), /was unbanned\./);
@@ -130,7 +130,7 @@ test('ban, unban, promote and delete ask first, naming whom, and say what was do
     text = await confirmAction(page, roomRow.locator('button'), { cancel: true });
     assert.match(text, new RegExp(`Delete the room ${room} and its whole conversation`));
     await confirmAction(page, roomRow.locator('button'));
-    assert.equal(await flash.textContent(), `The room ${room} was deleted.`);
+    assert.equal(await flash.textContent(), `The room ${room} was deleted: everyone in it was disconnected.`);
     assert.equal(await page.locator(`tr[data-room="${room}"]`).count(), 0);
     // the message does not come back on the next page
     await page.goto('/admin');

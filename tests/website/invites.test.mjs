@@ -110,3 +110,39 @@ test('only the owner (or an admin) invites; add by email; a full activity stays 
   assert.equal((await bob.client.postForm(link, {}, { formPage: '/rooms' })).status, 303);
   assert.ok(isMember(name, bob.email));
 });
+
+test('an invite link opened while logged out leads back to the invite after registering or logging in', async () => {
+  const name = await privateRoom(ann);
+  // a newcomer without an account
+  const link = await newInvite(ann, name);
+  const c = site.client();
+  const g = await c.get(link);
+  assert.equal(g.status, 303);
+  assert.equal(g.location, `/login?next=${link}`);
+  const login = await c.get(g.location);
+  assert.match(login.text, new RegExp(`<input type="hidden" name="next" value="${link}">`));
+  assert.match(login.text, new RegExp(`href="/register\\?next=${link}"`), 'the way to register keeps it');
+  const reg = await c.get(`/register?next=${link}`);
+  assert.match(reg.text, new RegExp(`<input type="hidden" name="next" value="${link}">`));
+  const id = uniq();
+  const r = await c.postForm('/register', { email: `dan-${id}@example.com`, name: `dan ${id}`,
+    password: `pw-${id}-long-enough`, next: link }, { formPage: `/register?next=${link}` });
+  assert.equal(r.status, 303, r.text.slice(0, 800));
+  assert.equal(r.location, link, 'registering returns to the invite');
+  assert.equal((await c.get(link)).status, 200);
+  assert.equal((await c.postForm(link)).status, 303);
+  assert.ok(isMember(name, `dan-${id}@example.com`));
+  // an existing user who is logged out: the login returns to the invite
+  const link2 = await newInvite(ann, name);
+  const e = site.client();
+  assert.equal((await e.get(link2)).location, `/login?next=${link2}`);
+  await e.get(`/login?next=${link2}`);
+  const li = await e.postForm('/login', { email: cat.email, password: cat.password, next: link2 });
+  assert.equal(li.status, 303);
+  assert.equal(li.location, link2);
+  // only this site's own pages, and only well-formed codes
+  for (const bad of ['/invite/', '/invite/a%2F..', `/invite/${'a'.repeat(49)}`, '//evil.example/invite/x', '/invite/a?b=1']) {
+    const p = await site.client().get(`/register?next=${encodeURIComponent(bad)}`);
+    assert.match(p.text, /<input type="hidden" name="next" value="">/, bad);
+  }
+});

@@ -133,10 +133,10 @@ static bool page_form(struct web_req *r, struct web_form *f)
 }
 
 /* To the login, and back to this page after it if it is one the login may return to (a
- * room's page: web_valid_next). */
+ * room's page, an invite link: web_valid_next). */
 static void login_redirect(struct web_req *r)
 {
-    char to[sizeof "/login?next=" + sizeof "/rooms/" + CM_ROOM_MAX];
+    char to[sizeof "/login?next=" + WEB_NEXT_MAX];
     size_t pl = strlen(r->path);
     if (strcmp(r->method, "GET") == 0 && pl > sizeof "/rooms" - 1 && web_valid_next(r->path, pl)) {
         snprintf(to, sizeof to, "/login?next=%s", r->path);

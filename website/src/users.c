@@ -24,22 +24,45 @@ void web_h_home(struct web_req *r)
     web_page(r, 200, "Welcome", NULL, "home.html", NULL, 0);
 }
 
+static const char *login_next(const char *s, size_t len, char *buf, size_t size);
+
+/* "?next=<next>" for the link between the login and registration pages, or "" (next was
+ * checked with web_valid_next: its characters need no encoding). */
+static const char *next_query(const char *next, char q[sizeof "?next=" + WEB_NEXT_MAX])
+{
+    q[0] = '\0';
+    if (next && next[0])
+        snprintf(q, sizeof "?next=" + WEB_NEXT_MAX, "?next=%s", next);
+    return q;
+}
+
+/* next: where to go after registering (web_valid_next), or "" / NULL. */
 static void register_form(struct web_req *r, unsigned status, const char *email, size_t email_len,
                           const char *name, size_t name_len, const char *err_email,
-                          const char *err_name, const char *err_password, const char *err_form)
+                          const char *err_name, const char *err_password, const char *err_form,
+                          const char *next)
 {
+    char q[sizeof "?next=" + WEB_NEXT_MAX];
     struct web_var v[] = {
-        WEB_VARN("email", email, email_len),   WEB_VARN("name", name, name_len),
-        WEB_VAR("err_email", err_email),       WEB_VAR("err_name", err_name),
-        WEB_VAR("err_password", err_password), WEB_VAR("err_form", err_form),
+        WEB_VARN("email", email, email_len),
+        WEB_VARN("name", name, name_len),
+        WEB_VAR("err_email", err_email),
+        WEB_VAR("err_name", err_name),
+        WEB_VAR("err_password", err_password),
+        WEB_VAR("err_form", err_form),
+        WEB_VAR("next", next),
+        WEB_VAR("next_q", next_query(next, q)),
     };
-    web_page(r, status, "Register", NULL, "register.html", v, 6);
+    web_page(r, status, "Register", NULL, "register.html", v, 8);
 }
 
 void web_h_register_get(struct web_req *r)
 {
     (void)web_session_load(r);
-    register_form(r, 200, "", 0, "", 0, NULL, NULL, NULL, NULL);
+    char nb[WEB_NEXT_MAX];
+    const char *arg = web_req_arg(r, "next");
+    register_form(r, 200, "", 0, "", 0, NULL, NULL, NULL, NULL,
+                  login_next(arg, arg ? strlen(arg) : 0, nb, sizeof nb));
 }
 
 /* What register and login keep across the hand-off to the hash pool (hash.h). */
@@ -50,8 +73,7 @@ struct acct_ctx {
     char name[WEB_NAME_BYTES + 1];
     long long id; /* login: the account found, 0 if none */
     bool banned;
-    char
-        next[sizeof "/rooms/" + CM_ROOM_MAX]; /* login: where to go after it (web_valid_next), "" */
+    char next[WEB_NEXT_MAX]; /* where to go after it (web_valid_next), or "" */
 };
 
 static struct acct_ctx *acct_ctx_new(const char *typed, size_t typed_len)
@@ -94,6 +116,9 @@ void web_h_register_post(struct web_req *r)
         pw = "";
     web_trim(&email, &el);
     struct acct_ctx *c = acct_ctx_new(email, el);
+    size_t xl = 0;
+    const char *xs = web_form_get(&f, "next", &xl);
+    (void)login_next(xs, xl, c->next, sizeof c->next);
     const char *ee = web_valid_email(email, el, c->email);
     const char *ne = web_valid_name(name, nl, c->name);
     const char *pe = web_valid_password(pw, pl);
@@ -101,7 +126,7 @@ void web_h_register_post(struct web_req *r)
         /* The user's input goes back into the form (escaped), except the password. Invalid
          * UTF-8 never gets here: the form parser refused it. */
         web_trim(&name, &nl);
-        register_form(r, 400, email, el, name, nl, ee, ne, pe, NULL);
+        register_form(r, 400, email, el, name, nl, ee, ne, pe, NULL, c->next);
         free(c);
         goto out;
     }
@@ -129,7 +154,7 @@ static void register_hashed(struct web_req *r)
         3, p);
     if (rc == WEB_DB_CONFLICT) {
         register_form(r, 409, c->typed, c->typed_len, c->name, strlen(c->name),
-                      "An account with this email already exists.", NULL, NULL, NULL);
+                      "An account with this email already exists.", NULL, NULL, NULL, c->next);
         return;
     }
     if (rc != WEB_DB_OK) {
@@ -146,16 +171,17 @@ static void register_hashed(struct web_req *r)
         web_page_db_error(r, rc);
         return;
     }
-    web_redirect(r, "/rooms");
+    web_redirect(r, c->next[0] ? c->next : "/rooms");
 }
 
 /* next: a page to go to after the login, already checked with web_valid_next, or "" / NULL. */
 static void login_form(struct web_req *r, unsigned status, const char *email, size_t email_len,
                        const char *err_form, const char *next)
 {
+    char q[sizeof "?next=" + WEB_NEXT_MAX];
     struct web_var v[] = {WEB_VARN("email", email, email_len), WEB_VAR("err_form", err_form),
-                          WEB_VAR("next", next)};
-    web_page(r, status, "Log in", NULL, "login.html", v, 3);
+                          WEB_VAR("next", next), WEB_VAR("next_q", next_query(next, q))};
+    web_page(r, status, "Log in", NULL, "login.html", v, 4);
 }
 
 /* Copies the ?next= of the login page or the "next" field of its form into buf (size bytes)
@@ -172,7 +198,7 @@ static const char *login_next(const char *s, size_t len, char *buf, size_t size)
 
 void web_h_login_get(struct web_req *r)
 {
-    char nb[sizeof "/rooms/" + CM_ROOM_MAX];
+    char nb[WEB_NEXT_MAX];
     const char *arg = web_req_arg(r, "next");
     const char *next = login_next(arg, arg ? strlen(arg) : 0, nb, sizeof nb);
     enum web_db_rc rc = web_session_load(r);

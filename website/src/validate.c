@@ -285,6 +285,15 @@ const char *web_valid_description(const char *s, size_t len)
 
 bool web_valid_next(const char *s, size_t len)
 {
+    static const char inv[] = "/invite/";
+    const size_t il = sizeof inv - 1;
+    if (s && len > il && len - il <= WEB_NEXT_CODE_MAX && memcmp(s, inv, il) == 0) {
+        for (size_t i = il; i < len; i++)
+            if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                  (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_'))
+                return false;
+        return true;
+    }
     static const char pre[] = "/rooms";
     const size_t pl = sizeof pre - 1;
     if (!s || len < pl || memcmp(s, pre, pl) != 0)

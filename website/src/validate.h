@@ -50,10 +50,13 @@ const char *web_valid_room_name(const char *s, size_t len);
 const char *web_valid_title(const char *s, size_t len);
 const char *web_valid_description(const char *s, size_t len);
 
-/* Where the login form may send the user afterwards (?next= / the hidden "next" field):
- * exactly "/rooms" or "/rooms/" + a valid room name (cm_room_name_valid), so only this
+/* Where the login and registration forms may send the user afterwards (?next= / the hidden
+ * "next" field): exactly "/rooms", "/rooms/" + a valid room name (cm_room_name_valid), or
+ * "/invite/" + 1..WEB_NEXT_CODE_MAX base64url characters (an invite link), so only this
  * site's own pages: never "//host", "https://host", "/\\host", a query, or an encoded byte. */
 bool web_valid_next(const char *s, size_t len);
+#define WEB_NEXT_CODE_MAX 48 /* invite codes are 43 characters (invites.c) */
+#define WEB_NEXT_MAX (sizeof "/invite/" + WEB_NEXT_CODE_MAX) /* a valid next, with its NUL */
 
 /* Valid UTF-8 without control characters other than (when multiline) CR, LF and TAB. */
 int web_text_clean(const char *s, size_t len, int multiline);
