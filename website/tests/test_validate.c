@@ -216,8 +216,9 @@ static void test_room(void **state)
 static void test_next(void **state)
 {
     (void)state;
-    const char *good[] = {"/rooms", "/rooms/abc", "/rooms/room-42",
-                          "/rooms/abcdefghijklmnopqrstuvwxyz012345"};
+    const char *good[] = {"/rooms",         "/rooms/abc",
+                          "/rooms/room-42", "/rooms/abcdefghijklmnopqrstuvwxyz012345",
+                          "/invite/a",      "/invite/Ab-_0123456789abcdefghijklmnopqrstuvwxyz0123"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         assert_true(web_valid_next(good[i], strlen(good[i])));
     const char *bad[] = {"",
@@ -239,7 +240,15 @@ static void test_next(void **state)
                          "/rooms/abc\r\nSet-Cookie: a=b",
                          "/admin",
                          "javascript:alert(1)",
-                         "/rooms/abcdefghijklmnopqrstuvwxyz0123456"};
+                         "/rooms/abcdefghijklmnopqrstuvwxyz0123456",
+                         "/invite/",
+                         "/invite//evil.example",
+                         "/invite/a/b",
+                         "/invite/a?b",
+                         "/invite/a%2F",
+                         "/invite/a\r\nX: y",
+                         "/invite/Ab-_0123456789abcdefghijklmnopqrstuvwxyz012345678",
+                         "/invitex/a"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         assert_false(web_valid_next(bad[i], strlen(bad[i])));
     /* a NUL inside: the length counts, not the C string */
