@@ -35,7 +35,7 @@ export const CHAT_BENCH_ENV = {
 export const CHAT_SWEEP_ENV = { ...CHAT_BENCH_ENV, CHAT_REDIS_TIMEOUT_MS: '15000' };
 
 // For idle memory the daemon runs with its production defaults (ring of 512 frames per room,
-// 2048-byte receive buffer per connection), only allowed enough connections.
+// 1024-byte receive buffer per connection, CHAT_RX_BUFFER), only allowed enough connections.
 export const CHAT_MEMORY_ENV = {
   LOG_LEVEL: 'warn',
   CHAT_MAX_CONNECTIONS: '19000',

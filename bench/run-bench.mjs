@@ -351,7 +351,7 @@ function report(m, prof, web, profHs) {
 
   L.push('## Memory per idle connection', '');
   L.push('VmRSS of the server (/proc/PID/status) fresh after start, and again 2 s after N connections opened (rooms of 10, no traffic): (after − before) / N.',
-    `parley-chat runs here with its production defaults (ring of 512 frames per room, 2048-byte receive buffer per connection) plus ${Object.entries(CHAT_MEMORY_ENV).map(([k, v]) => `\`${k}=${v}\``).join(', ')}; the extra row shows the same daemon with \`CHAT_RX_BUFFER=512\`. lws-bare preallocates a ring of 1024 entries (16 KiB) per room, about 1.6 KiB per connection at 10 per room.`, '');
+    `parley-chat runs here with its production defaults (ring of 512 frames per room, 1024-byte receive buffer per connection (CHAT_RX_BUFFER)) plus ${Object.entries(CHAT_MEMORY_ENV).map(([k, v]) => `\`${k}=${v}\``).join(', ')}; the extra row shows the same daemon with \`CHAT_RX_BUFFER=512\`. lws-bare preallocates a ring of 1024 entries (16 KiB) per room, about 1.6 KiB per connection at 10 per room.`, '');
   L.push('| system | N | RSS before KiB | RSS with N idle KiB | KiB per connection | parley ÷ this | note |');
   L.push('|---|---|---|---|---|---|---|');
   const per = (r) => (r && r.rss_idle_kb > 0 && r.connected ? (r.rss_idle_kb - r.rss_before_kb) / r.connected : null);
@@ -451,7 +451,7 @@ function discussion(fo, la, mem, prof) {
   const r512 = mem?.[10000]?.['parley-chat rx512'];
   const kib512 = r512 && r512.rss_idle_kb > 0 ? (r512.rss_idle_kb - r512.rss_before_kb) / r512.connected : null;
   if (kib512 !== null) {
-    out.push(`  With \`CHAT_RX_BUFFER=512\` instead of the default 2048 the same 10000 connections cost ${kib512.toFixed(2)} KiB each:`,
+    out.push(`  With \`CHAT_RX_BUFFER=512\` instead of the default 1024 the same 10000 connections cost ${kib512.toFixed(2)} KiB each:`,
       '  libwebsockets allocates rx_buffer_size bytes for every established connection, whether it ever',
       '  receives a large message or not (messages longer than the buffer are reassembled by the daemon anyway).');
   }
