@@ -20,7 +20,24 @@ import { congodb } from '@push.rocks/smartmongo';
 // lock), and files are replaced atomically (write a temporary file, then rename).
 const route = congodb.CommandRouter.prototype.route;
 let queue = Promise.resolve();
+// And the awaitable hello of MongoDB 4.4+ (the SDAM spec's streaming protocol, which
+// libmongoc 1.23 uses): a driver that has a server's topologyVersion sends hello with it and
+// maxAwaitTimeMS, and the server answers when its topology changes or maxAwaitTimeMS has
+// passed. The package answers at once, with a new processId every time, so libmongoc's monitor
+// asked again at once: a busy loop costing ~30% of a core per client process, idle. The
+// stand-in's topology never changes: one topologyVersion for the process, and the answer
+// waits maxAwaitTimeMS (at most 10 s), outside the command queue (hello touches no data).
+const TOPOLOGY = { processId: new congodb.ObjectId(), counter: congodb.Long.fromNumber(0) };
+const HELLO = new Set(['hello', 'isMaster', 'ismaster']);
 congodb.CommandRouter.prototype.route = function (command) {
+  if (HELLO.has(command.commandName)) {
+    const c = command.command || {};
+    const wait = c.topologyVersion && c.maxAwaitTimeMS !== undefined
+      ? Math.min(Math.max(Number(c.maxAwaitTimeMS) || 0, 0), 10000) : 0;
+    return new Promise((res) => setTimeout(res, wait).unref())
+      .then(() => route.call(this, command))
+      .then((r) => (r && r.ok ? { ...r, topologyVersion: TOPOLOGY } : r));
+  }
   const run = queue.then(() => route.call(this, command));
   queue = run.catch(() => {});
   return run;
