@@ -5,7 +5,9 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { WebClient } from '../lib/stack.mjs';
-import { sleep } from '../lib/proc.mjs';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { sleep, ROOT } from '../lib/proc.mjs';
 
 export const WAIT_MS = Number(process.env.PARLEY_WAIT_MS || 20000);
 
@@ -149,4 +151,36 @@ export async function eventually(fn, what) {
     if (Date.now() > until) throw new Error(`gave up waiting for ${what}`);
     await sleep(100);
   }
+}
+
+// scripts/run-native as `make run` starts it: state in `state`, the daemons of `build`,
+// every port of `ports` ({PUBLIC_PORT: n, ...}), NGINX_WORKERS=1, plus extraEnv. In its own
+// process group, so the test can play Ctrl-C (SIGINT to the whole group) like a terminal
+// does. Returns {child, out, exited, stop(signal), ready}; while it runs it is in `running`.
+export function runNative({ state, build, ports, running }, extraEnv = {}) {
+  const env = { PATH: process.env.PATH, HOME: process.env.HOME || '/root',
+    PARLEY_STATE_DIR: state, PARLEY_BUILD_DIR: build, NGINX_WORKERS: '1',
+    ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])), ...extraEnv };
+  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
+  const child = spawn(join(ROOT, 'scripts', 'run-native'), [], { env, detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'] });
+  const r = { child, out: '' };
+  child.stdout.on('data', (b) => { r.out += b; });
+  child.stderr.on('data', (b) => { r.out += b; if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(b); });
+  r.exited = new Promise((res) => child.on('exit', (code, signal) => { running.delete(r); res({ code, signal }); }));
+  r.stop = async (signal = 'SIGINT') => {
+    if (child.exitCode !== null || child.signalCode !== null) return r.exited;
+    try { process.kill(-child.pid, signal); } catch { /* gone */ }
+    const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 60000);
+    const res = await r.exited;
+    clearTimeout(t);
+    return res;
+  };
+  r.ready = eventually(() => {
+    if (child.exitCode !== null) throw new Error(`run-native exited: ${child.exitCode}\n${r.out}`);
+    return r.out.includes('Parley is running at');
+  }, 'run-native to print its URL').catch((e) => { throw new Error(`${e.message}\n${r.out}`); });
+  r.ready.catch(() => {}); // awaited by the tests that expect a start; not by the others
+  running.add(r);
+  return r;
 }

@@ -6,14 +6,13 @@
 // and overlapping port ranges are refused with a clear message.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, chmodSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, BUILD, freePort } from '../lib/proc.mjs';
 import { SANITIZER_RE } from '../lib/stack.mjs';
-import { happyPath, eventually } from './helpers.mjs';
+import { happyPath, eventually, runNative as runNativeWith } from './helpers.mjs';
 
 const STATE = mkdtempSync(join(tmpdir(), 'parley-replicas-'));
 chmodSync(STATE, 0o755);
@@ -46,33 +45,7 @@ const ports = { PUBLIC_PORT: await freePort(), WEB_PORT: await freeRange(WEBS),
   CHAT_PORT: await freeRange(CHATS), CHAT_ADMIN_PORT: await freeRange(CHATS), DB_PORT: await freePort(),
   REDIS_PORT: await freePort(), MONGO_PORT: await freePort() };
 
-function runNative(extraEnv = {}) {
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME || '/root',
-    PARLEY_STATE_DIR: STATE, PARLEY_BUILD_DIR: BUILD, NGINX_WORKERS: '1',
-    ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])), ...extraEnv };
-  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
-  const child = spawn(join(ROOT, 'scripts', 'run-native'), [], { env, detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'] });
-  const r = { child, out: '' };
-  child.stdout.on('data', (b) => { r.out += b; });
-  child.stderr.on('data', (b) => { r.out += b; if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(b); });
-  r.exited = new Promise((res) => child.on('exit', (code, signal) => { running.delete(r); res({ code, signal }); }));
-  r.stop = async (signal = 'SIGINT') => {
-    if (child.exitCode !== null || child.signalCode !== null) return r.exited;
-    try { process.kill(-child.pid, signal); } catch { /* gone */ }
-    const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 60000);
-    const res = await r.exited;
-    clearTimeout(t);
-    return res;
-  };
-  r.ready = eventually(() => {
-    if (child.exitCode !== null) throw new Error(`run-native exited: ${child.exitCode}\n${r.out}`);
-    return r.out.includes('Parley is running at');
-  }, 'run-native to print its URL').catch((e) => { throw new Error(`${e.message}\n${r.out}`); });
-  r.ready.catch(() => {});
-  running.add(r);
-  return r;
-}
+const runNative = (extraEnv = {}) => runNativeWith({ state: STATE, build: BUILD, ports, running }, extraEnv);
 
 async function metrics(port) {
   const body = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();

@@ -5,7 +5,6 @@
 // password) on the next start, restart a daemon that died, and give up on a crash loop.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, readFileSync, existsSync, chmodSync, statSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import { connect } from 'node:net';
@@ -13,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, BUILD, freePort } from '../lib/proc.mjs';
 import { WebClient, SANITIZER_RE } from '../lib/stack.mjs';
-import { happyPath, eventually, WAIT_MS } from './helpers.mjs';
+import { happyPath, eventually, WAIT_MS, runNative as runNativeWith } from './helpers.mjs';
 
 const STATE = mkdtempSync(join(tmpdir(), 'parley-native-'));
 chmodSync(STATE, 0o755);
@@ -36,35 +35,7 @@ function portOpen(port) {
   });
 }
 
-function runNative(extraEnv = {}) {
-  const env = { PATH: process.env.PATH, HOME: process.env.HOME || '/root',
-    PARLEY_STATE_DIR: STATE, PARLEY_BUILD_DIR: BUILD, NGINX_WORKERS: '1',
-    ...Object.fromEntries(Object.entries(ports).map(([k, v]) => [k, String(v)])), ...extraEnv };
-  for (const k of ['ASAN_OPTIONS', 'UBSAN_OPTIONS']) if (process.env[k]) env[k] = process.env[k];
-  // Its own process group, so the test can play Ctrl-C (SIGINT to the whole group) like a
-  // terminal does.
-  const child = spawn(join(ROOT, 'scripts', 'run-native'), [], { env, detached: true,
-    stdio: ['ignore', 'pipe', 'pipe'] });
-  const r = { child, out: '' };
-  child.stdout.on('data', (b) => { r.out += b; });
-  child.stderr.on('data', (b) => { r.out += b; if (process.env.PARLEY_TEST_VERBOSE) process.stderr.write(b); });
-  r.exited = new Promise((res) => child.on('exit', (code, signal) => { running.delete(r); res({ code, signal }); }));
-  r.stop = async (signal = 'SIGINT') => {
-    if (child.exitCode !== null || child.signalCode !== null) return r.exited;
-    try { process.kill(-child.pid, signal); } catch { /* gone */ }
-    const t = setTimeout(() => { try { process.kill(-child.pid, 'SIGKILL'); } catch { /* gone */ } }, 60000);
-    const res = await r.exited;
-    clearTimeout(t);
-    return res;
-  };
-  r.ready = eventually(() => {
-    if (child.exitCode !== null) throw new Error(`run-native exited: ${child.exitCode}\n${r.out}`);
-    return r.out.includes('Parley is running at');
-  }, 'run-native to print its URL').catch((e) => { throw new Error(`${e.message}\n${r.out}`); });
-  r.ready.catch(() => {}); // awaited by the tests that expect a start; not by the others
-  running.add(r);
-  return r;
-}
+const runNative = (extraEnv = {}) => runNativeWith({ state: STATE, build: BUILD, ports, running }, extraEnv);
 
 const url = `http://127.0.0.1:${ports.PUBLIC_PORT}`;
 
