@@ -66,6 +66,32 @@ function rssKb(pid) {
   } catch { return null; }
 }
 
+// Kernel memory, machine-wide: Slab (socket structures) from /proc/meminfo and the TCP buffer
+// pages from /proc/net/sockstat, KiB; with both ends of every connection on this machine.
+function kernelMem() {
+  const mi = readFileSync('/proc/meminfo', 'utf8');
+  const slab = Number((/^Slab:\s+(\d+)/m.exec(mi) || [])[1]);
+  const ss = readFileSync('/proc/net/sockstat', 'utf8');
+  const tcp = /^TCP: inuse (\d+).* mem (\d+)/m.exec(ss);
+  return { slabKb: slab, tcpInuse: tcp ? Number(tcp[1]) : null, tcpMemKb: tcp ? Number(tcp[2]) * 4 : null };
+}
+
+// VmRSS of this run's load generator processes (parent and workers), KiB.
+function loadgenRss() {
+  let kb = 0;
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    try {
+      const s = readFileSync(`/proc/${p}/stat`, 'utf8');
+      if (!s.includes('(parley-loadgen)')) continue;
+      const ppid = Number(s.slice(s.lastIndexOf(')') + 2).split(' ')[1]);
+      const pp = ppid === process.pid ? '' : readFileSync(`/proc/${ppid}/stat`, 'utf8');
+      if (ppid === process.pid || Number(pp.slice(pp.lastIndexOf(')') + 2).split(' ')[1]) === process.pid) kb += rssKb(p) || 0;
+    } catch { /* gone */ }
+  }
+  return kb;
+}
+
 // CPU used by every process of the machine over ms milliseconds: {busy (cores), top: [[comm, cores]]}.
 async function machineCpu(ms) {
   const snap = () => {
@@ -104,13 +130,20 @@ function placed() {
   return n;
 }
 
-// The sum of a metric's samples (all label sets) on a daemon's admin port, null if absent.
-async function metric(adminPort, name) {
+// A daemon's /metrics (admin port): {name: the sum of its samples over all label sets}.
+const WATCH = ['chat_connections', 'chat_handshakes_accepted_total', 'chat_handshakes_rejected_total',
+  'chat_presence_reincarnations_total', 'chat_presence_reaped_replicas_total', 'chat_presence_heartbeat_failures_total',
+  'chat_redis_reconnects_total', 'chat_redis_latency_ms_sum', 'chat_redis_latency_ms_count',
+  'chat_slow_clients_dropped_total', 'chat_idle_dropped_total', 'chat_frames_sent_total', 'chat_messages_delivered_total'];
+async function metrics(adminPort) {
   const t = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((x) => x.text()).catch(() => '');
-  let v = null;
-  for (const m of t.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'gm'))) v = (v || 0) + Number(m[1]);
-  return v;
+  const o = {};
+  for (const name of WATCH) {
+    for (const m of t.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? ([0-9.]+)$`, 'gm'))) o[name] = (o[name] || 0) + Number(m[1]);
+  }
+  return o;
 }
+const metricsAll = () => Promise.all(cluster.daemons.map((d) => metrics(d.adminPort)));
 
 const perDaemon = placed();
 if (Math.max(...perDaemon) > MAX_PER_DAEMON) {
@@ -140,10 +173,11 @@ const marks = {};
 const rssHeld = {};
 let rssAfter, accepted, rejected, lgStderr;
 let daemonLogs = [];
-let heldConns = null;
+let heldMetrics = null, endMetrics = null, startMetrics = null, heldConns = null;
 try {
   await sleep(1000); // the daemons' threads settle (the archive's connections, the first heartbeats)
-  marks.start = { t: Date.now(), cpu: cpuAll(), rss: rssAll(), load: loadavg() };
+  startMetrics = await metricsAll();
+  marks.start = { t: Date.now(), cpu: cpuAll(), rss: rssAll(), load: loadavg(), kernel: kernelMem() };
   log(`${REPLICAS} daemons up (ports ${cluster.ports.join(', ')}); RSS KiB ${JSON.stringify(marks.start.rss)}`);
   const sys = SYSTEMS['parley-chat x2']; // token, path /ws
   const server = { pid: cluster.daemons[0].pid, port: cluster.ports[0], ports: cluster.ports, also: [] };
@@ -161,7 +195,9 @@ try {
       if (what === 'holding') {
         // the last sample of the hold, about 2 s before it ends
         Object.assign(rssHeld, rssAll());
-        heldConns = Promise.all(cluster.daemons.map((d) => metric(d.adminPort, 'chat_connections')));
+        marks.heldKernel = kernelMem();
+        marks.heldLoadgenKb = loadgenRss();
+        heldMetrics = metricsAll();
         marks.held0 = marks.held;
         marks.held = { t: Date.now(), cpu: cpuAll(), load: loadavg(), line };
         holdSampled = true;
@@ -173,9 +209,12 @@ try {
   marks.end = { t: Date.now(), cpu: cpuAll(), load: loadavg() };
   rssAfter = rssAll();
   if (!holdSampled) Object.assign(rssHeld, marks.ready?.rss || {});
-  heldConns = heldConns ? await heldConns : null;
-  accepted = await Promise.all(cluster.daemons.map((d) => metric(d.adminPort, 'chat_handshakes_accepted_total')));
-  rejected = await Promise.all(cluster.daemons.map((d) => metric(d.adminPort, 'chat_handshakes_rejected_total')));
+  heldMetrics = heldMetrics ? await heldMetrics : null;
+  heldConns = heldMetrics ? heldMetrics.map((m) => m.chat_connections) : null;
+  await sleep(2000); // the leaves of the load generator's closes
+  endMetrics = await metricsAll();
+  accepted = endMetrics.map((m) => m.chat_handshakes_accepted_total);
+  rejected = endMetrics.map((m) => m.chat_handshakes_rejected_total);
   lgStderr = (result.stderr || '').split('\n').filter((l) => l && !/^loadgen: (connecting|holding|ready|sending) /.test(l)).slice(0, 12);
   delete result.stderr;
 } finally {
@@ -222,7 +261,11 @@ L.push(`Written by \`make bench-scale\` (bench/run-scale, bench/scale.mjs) on ${
 L.push(`* ${REPLICAS} parley-chat daemons (history on: one redis-server, AOF \`appendfsync ${FSYNC}\`, and one MongoDB stand-in, scripts/mongo-standin, not mongod), production defaults except \`LOG_LEVEL=warn\`, \`CHAT_MAX_CONNECTIONS=${MAX_PER_DAEMON}\`, \`CHAT_MAX_PENDING_HANDSHAKES=1024\`, \`CHAT_REDIS_TIMEOUT_MS=15000\`.`,
   `* bench/loadgen: ${f0(CONNS)} connections in ${f0(ROOMS)} rooms of ${ROOM}, forked into ${PROCS} processes of ≤ ${f0(Math.ceil(CONNS / PROCS))} connections, process w on source address 127.0.0.(2+w); connection g joins room bench-(g mod ${ROOMS}) on daemon (g / ${ROOMS}) mod ${REPLICAS}, so every room has members on every daemon (${perDaemon.map(f0).join(' / ')} connections per daemon). Each handshake carries its own HS256 token (its own user); at most 200 handshakes in flight per process.`,
   `* Phases: connect all; hold ${HOLD} s idle (VmRSS of every process read at the end of the hold); then ${SENDERS} senders (2 per room, on two different daemons) paced to ${RATE} msg/s in total for ${DUR} s, 64-byte texts; every member checks that every message of its room arrives once and in order.`, '');
-L.push(`**Result: ${ok ? `${f0(CONNS)} connections held, traffic with zero loss` : `NOT ok: ${why.join('; ')}`}.**`, '');
+L.push(`**Result: ${ok ? `${f0(CONNS)} connections held, traffic with zero loss` : `NOT ok: ${why.join('; ')}`}.**`);
+const warnHeld = heldMetrics ? ['chat_presence_reincarnations_total', 'chat_presence_reaped_replicas_total', 'chat_redis_reconnects_total']
+  .map((k) => [k, heldMetrics.reduce((a, m, i) => a + (m[k] || 0) - (startMetrics?.[i]?.[k] || 0), 0)]).filter(([, v]) => v > 0) : [];
+if (warnHeld.length) L.push(`But while connecting and holding: ${warnHeld.map(([k, v]) => `${k} +${v}`).join(', ')} (see the counters below).`);
+L.push('');
 L.push('| | value |', '|---|---|');
 L.push(`| connections open (load generator) | ${f0(r.connected)} of ${f0(CONNS)} (${f0(r.failed)} failed, ${f0(r.closed_early)} closed by a server) |`,
   `| connections per daemon while holding (chat_connections) | ${(heldConns || []).map(f0).join(' / ')} |`,
@@ -240,6 +283,26 @@ cluster.daemons.forEach((_, i) => {
 });
 L.push(`| redis-server | (all ${f0(CONNS)}) | ${f0(marks.start.rss.redis)} | ${f0(rssHeld.redis)} | ${f0(rssAfter?.redis)} | ${f2(redisKib)} |`,
   `| stand-in | – | ${f0(marks.start.rss.mongo)} | ${f0(rssHeld.mongo)} | ${f0(rssAfter?.mongo)} | – |`);
+// health of the cluster: while connecting and holding, and over the whole run (closes included)
+if (heldMetrics && endMetrics) {
+  const col = (ms, k) => ms.map((m, i) => f0((m[k] || 0) - (startMetrics?.[i]?.[k] || 0))).join(' / ');
+  const lat = (ms) => ms.map((m, i) => {
+    const n = (m.chat_redis_latency_ms_count || 0) - (startMetrics?.[i]?.chat_redis_latency_ms_count || 0);
+    return n ? f1(((m.chat_redis_latency_ms_sum || 0) - (startMetrics?.[i]?.chat_redis_latency_ms_sum || 0)) / n) : '–';
+  }).join(' / ');
+  L.push('', 'The daemons\' own counters (/metrics, per daemon), from start to the end of the hold | to 2 s after the load generator closed everything:', '');
+  L.push('| counter | to the end of the hold | whole run |', '|---|---|---|');
+  for (const k of ['chat_presence_reincarnations_total', 'chat_presence_reaped_replicas_total', 'chat_presence_heartbeat_failures_total',
+    'chat_redis_reconnects_total', 'chat_slow_clients_dropped_total', 'chat_idle_dropped_total', 'chat_frames_sent_total']) {
+    L.push(`| ${k} | ${col(heldMetrics, k)} | ${col(endMetrics, k)} |`);
+  }
+  L.push(`| Redis command latency, mean ms | ${lat(heldMetrics)} | ${lat(endMetrics)} |`);
+}
+const kS = marks.start.kernel, kH = marks.heldKernel;
+if (kS && kH) {
+  L.push('', `Kernel, machine-wide (both ends of every connection are on this machine, ${f0(2 * CONNS)} sockets): TCP sockets in use ${f0(kS.tcpInuse)} → ${f0(kH.tcpInuse)}; Slab ${f0(kS.slabKb)} → ${f0(kH.slabKb)} KiB (${f2((kH.slabKb - kS.slabKb) / (2 * CONNS))} KiB per socket), TCP buffer pages ${f0(kS.tcpMemKb)} → ${f0(kH.tcpMemKb)} KiB (/proc/meminfo, /proc/net/sockstat; other work on the machine moves these too).` +
+    ` The load generator's ${PROCS} processes held ${f0(marks.heldLoadgenKb)} KiB RSS.`);
+}
 const sum = (o) => (o ? Object.values(o).reduce((a, b) => a + b, 0) : null);
 L.push('', 'CPU seconds (utime + stime) by phase:', '');
 L.push(`| phase | wall s | ${procs.map(([k]) => k).join(' | ')} | all |`, `|---|---|${procs.map(() => '---|').join('')}---|`);
@@ -263,7 +326,7 @@ const MARK = 'scale';
 const section = [`<!-- ${MARK} begin -->`, ...L, `<!-- ${MARK} end -->`].join('\n');
 console.log(`\n${L.join('\n')}`);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
-writeFileSync(join(ROOT, 'bench', 'results', 'scale.json'), JSON.stringify({ started: new Date(T0).toISOString(), commit, uptimeStart, uptimeEnd, before, conns: CONNS, replicas: REPLICAS, perDaemon, marks, rssHeld, heldConns, rssAfter, kib, redisKib, phases, accepted, rejected, result }, null, 1));
+writeFileSync(join(ROOT, 'bench', 'results', 'scale.json'), JSON.stringify({ started: new Date(T0).toISOString(), commit, uptimeStart, uptimeEnd, before, conns: CONNS, replicas: REPLICAS, perDaemon, marks, rssHeld, heldConns, startMetrics, heldMetrics, endMetrics, rssAfter, kib, redisKib, phases, accepted, rejected, result }, null, 1));
 if (process.env.BENCH_SCALE_DOC === '1') {
   const doc = join(ROOT, 'docs', 'benchmarks.md');
   const begin = `<!-- ${MARK} begin -->`, end = `<!-- ${MARK} end -->`;
