@@ -275,8 +275,8 @@ L.push(`| connections open (load generator) | ${f0(r.connected)} of ${f0(CONNS)}
   `| lost / gaps / reordered | ${r.lost ?? '–'} / ${r.gaps ?? '–'} / ${r.reorders ?? '–'} |`,
   `| deliveries/s (sending + drain ${f1(r.run_s)} s) | ${f0(r.deliveries_per_s)} |`,
   `| latency p50 / p99 / p99.9 / max ms | ${f2(r.p50_ms)} / ${f2(r.p99_ms)} / ${f2(r.p999_ms)} / ${f2(r.max_ms)} |`);
-L.push('', 'Memory (VmRSS, /proc/PID/status): fresh, while holding every connection idle, after the traffic.', '');
-L.push('| process | connections | RSS fresh KiB | RSS holding KiB | RSS after traffic KiB | KiB per connection |', '|---|---|---|---|---|---|');
+L.push('', 'Memory (VmRSS, /proc/PID/status): fresh, while holding every connection idle (the end of the hold), and after the traffic and the load generator\'s closes. KiB per connection = (holding − fresh) / connections on that daemon.', '');
+L.push('| process | connections | RSS fresh KiB | RSS holding KiB | RSS after traffic + closes KiB | KiB per connection |', '|---|---|---|---|---|---|');
 cluster.daemons.forEach((_, i) => {
   const k = `chat${i + 1}`;
   L.push(`| ${k} | ${f0(perDaemon[i])} | ${f0(marks.start.rss[k])} | ${f0(rssHeld[k])} | ${f0(rssAfter?.[k])} | ${f2(kib[i])} |`);
