@@ -251,7 +251,11 @@ static void on_frame(struct lg_worker *w, struct lg_conn *c, const char *p, size
 static bool sender_behind(struct lg_worker *w, struct lg_conn *c, int64_t now)
 {
     const struct lg_opts *o = w->o;
-    if (w->send_done || c->sender < 0 || !c->open)
+    /* Only in the send phase: lws also calls WRITEABLE after it answered a server's ping
+     * (rops_handle_POLLOUT_ws leaves POLLOUT on), and a connect phase longer than the
+     * server's ping interval (30 s) would otherwise start the senders early, paced from a
+     * send_start_ns of 0, i.e. flooding. */
+    if (w->send_done || c->sender < 0 || !c->open || atomic_load(&w->sh->phase) != PH_SEND)
         return false;
     if (o->rate <= 0)
         return c->seq - c->echoed < o->window;
