@@ -9,7 +9,7 @@ COMPOSE ?= $(if $(filter true,$(CI)),1,0)
 CTEST = ctest --output-on-failure -j$(JOBS)
 
 .PHONY: all deps build build-asan test check check-asan test-compose run bench format \
-        format-check fuzz clean bench-cluster
+        format-check fuzz clean bench-cluster bench-scale
 
 all: build
 
@@ -57,6 +57,11 @@ bench: build
 bench-cluster: build
 	scripts/install-deps base bench
 	bench/run-cluster
+
+# Issue 11: 50,000 connections held across 3 chat daemons, then traffic in rooms of 100 (< 10 min).
+bench-scale: build
+	scripts/install-deps base
+	bench/run-scale
 
 # libFuzzer targets (clang-14): every fuzz_* binary runs FUZZ_SECONDS on its own.
 FUZZ_SECONDS ?= 60

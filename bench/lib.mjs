@@ -83,12 +83,14 @@ async function startChat(secret, env, { base = false } = {}) {
 }
 
 // n chat daemons on one Redis and one stand-in: {pid (the first daemon), ports, also: the
-// other daemons, Redis and the stand-in, stop()}.
-async function startChatCluster(secret, env, n) {
+// other daemons, Redis and the stand-in, daemons: [{pid, port, adminPort, logs()}], redisPid,
+// mongoPid, stop()}. bench/scale.mjs uses it directly.
+export async function startChatCluster(secret, env, n) {
   const redis = await startRedis({ aof: true, fsync: FSYNC });
   const mongo = await startMongo();
   const ds = [];
   const ports = [];
+  const admins = [];
   try {
     for (let i = 0; i < n; i++) {
       const port = await benchPort();
@@ -99,6 +101,7 @@ async function startChatCluster(secret, env, n) {
         CHAT_MONGO_URI: mongo.uri, ...env }, [port, adminPort]);
       ds.push(d);
       ports.push(port);
+      admins.push(adminPort);
       for (let k = 0; k < 400; k++) {
         const r = await fetch(`http://127.0.0.1:${adminPort}/metrics`).then((x) => x.text()).catch(() => '');
         if (/^chat_redis_up 1$/m.test(r) && /^chat_redis_subscriber_up 1$/m.test(r)) break;
@@ -113,6 +116,8 @@ async function startChatCluster(secret, env, n) {
   return {
     pid: ds[0].pid, port: ports[0], ports, logs: () => ds.map((d) => d.stderr).join('\n'),
     also: [...ds.slice(1).map((d, i) => [`chat${i + 2}`, d.pid]), ['redis', redis.child.pid], ['mongo', mongo.child.pid]],
+    daemons: ds.map((d, i) => ({ pid: d.pid, port: ports[i], adminPort: admins[i], logs: () => d.stderr })),
+    redisPid: redis.child.pid, mongoPid: mongo.child.pid,
     async stop() { for (const d of ds) await d.stop(); await redis.cleanup(); await mongo.stop(); },
   };
 }
@@ -247,13 +252,14 @@ async function startPlain(bin, args, name, tail = []) {
 export { newSecret };
 
 // Runs the load generator against a started system and resolves with its JSON result plus
-// {rc, stderr, argv}. Killed (by PID) after timeoutMs.
+// {rc, stderr, argv}. Killed (by PID) after timeoutMs. onStderr(line) sees each stderr line as
+// it comes (the --progress lines).
 // Processes behind the server (server.also: [label, pid] pairs: Redis, the MongoDB stand-in,
 // a cluster's other nodes) are sampled by the load generator over the same window as the
 // server (--also-pid): cpu_run_by = {label: CPU s}, redis_cpu_run_s / mongo_cpu_run_s,
 // store_cpu_run_s (all of them), deliveries_per_cpu_s_with_redis (server + Redis) and
 // deliveries_per_cpu_s_all (server + everything behind it).
-export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000 } = {}) {
+export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000, onStderr = null } = {}) {
   const also = server.also || [];
   const argv = ['--port', String(server.port), '--path', sys.path, sys.token ? '--token' : '--no-token',
     '--server-pid', String(server.pid)];
@@ -267,7 +273,14 @@ export function runLoadgen(sys, server, opts, { secret, timeoutMs = 120000 } = {
     let out = '';
     let err = '';
     child.stdout.on('data', (b) => { out += b.toString(); });
-    child.stderr.on('data', (b) => { err += b.toString(); });
+    let partial = '';
+    child.stderr.on('data', (b) => {
+      err += b.toString();
+      if (!onStderr) return;
+      const lines = (partial + b.toString()).split('\n');
+      partial = lines.pop();
+      for (const l of lines) onStderr(l);
+    });
     const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
     child.on('exit', (rc, signal) => {
       clearTimeout(t);

@@ -226,10 +226,7 @@ function clusterReport(L) {
   const a = first(PX), b = first(SX), ba = best(PX), bb = best(SX);
   L.push('', `Ratios (Parley ÷ Socket.IO): deliveries per CPU-s of all server processes at 100k/s ${rt(a?.deliveries_per_cpu_s_all, b?.deliveries_per_cpu_s_all)}; highest ok rate ${rt(ba?.deliveries_per_s, bb?.deliveries_per_s)}${ba && bb ? '' : ' (one of them passed no rate)'}; p99 at 100k/s ${f2(a?.p99_ms)} against ${f2(b?.p99_ms)} ms.`,
     'Parley does more per message (token-checked handshakes, the Redis publish script with AOF, the archive); Socket.IO stores nothing.',
-    'Not built yet: issue 11\'s 50,000-connection run (`make bench-scale`). The load generator already forks workers, each',
-    'binding its sockets to its own source address (127.0.0.2, .3, ... with --procs) and staying under 15,000 files; what is',
-    'missing is the run itself (about 4 processes of 12,500 connections, the daemons\' CHAT_MAX_CONNECTIONS raised, their',
-    'memory and handshake rate recorded) and its section here.');
+    'Issue 11\'s 50,000-connection run is `make bench-scale` (bench/scale.mjs): its own section below.');
 }
 
 const MARK = CLUSTER ? 'cluster-sweep' : 'rate-sweep';

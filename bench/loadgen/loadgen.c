@@ -15,7 +15,9 @@
  * (the caller samples the server's RSS), send for --duration at --rate messages/s in total
  * (or closed loop: each sender keeps at most --window messages in flight), drain until
  * every expected delivery arrived or --drain seconds passed. Workers report one JSON line
- * each on a pipe; the parent prints one aggregated JSON line on stdout.
+ * each on a pipe; the parent prints one aggregated JSON line on stdout. With --progress the
+ * parent also prints live counts on stderr ("loadgen: connecting|ready|holding|sending ..."),
+ * which bench/scale.mjs uses to sample every daemon's memory while all connections are held.
  *
  * --ports A,B,...: a cluster of servers; connection g talks to port (g / M) % count, so that
  * every room has members on every server. --socketio: the server is Socket.IO (Engine.IO 4,
@@ -79,6 +81,7 @@ struct lg_opts {
     long also_pid[LG_ALSO_MAX]; /* processes whose CPU counts with the server's (Redis, ...) */
     unsigned n_also;
     const char *label;
+    double progress; /* --progress SEC: a progress line on stderr this often (0: none) */
 };
 
 struct lg_shared {
@@ -86,6 +89,9 @@ struct lg_shared {
     _Atomic int ready;
     _Atomic int done_sending;
     _Atomic int64_t send_start_ns;
+    _Atomic uint32_t n_connected; /* live totals over all workers, for progress lines */
+    _Atomic uint32_t n_failed;
+    _Atomic uint32_t n_closed_early;
     _Atomic uint64_t room_sent[]; /* messages sent into each room */
 };
 
@@ -204,6 +210,7 @@ static void on_frame(struct lg_worker *w, struct lg_conn *c, const char *p, size
     if (w->o->socketio && !c->open && len >= 2u && p[0] == '4' && p[1] == '0') {
         c->open = true; /* "40{"sid":...}": connected to the namespace */
         w->connected++;
+        atomic_fetch_add(&w->sh->n_connected, 1);
         w->inflight--;
         return;
     }
@@ -244,7 +251,11 @@ static void on_frame(struct lg_worker *w, struct lg_conn *c, const char *p, size
 static bool sender_behind(struct lg_worker *w, struct lg_conn *c, int64_t now)
 {
     const struct lg_opts *o = w->o;
-    if (w->send_done || c->sender < 0 || !c->open)
+    /* Only in the send phase: lws also calls WRITEABLE after it answered a server's ping
+     * (rops_handle_POLLOUT_ws leaves POLLOUT on), and a connect phase longer than the
+     * server's ping interval (30 s) would otherwise start the senders early, paced from a
+     * send_start_ns of 0, i.e. flooding. */
+    if (w->send_done || c->sender < 0 || !c->open || atomic_load(&w->sh->phase) != PH_SEND)
         return false;
     if (o->rate <= 0)
         return c->seq - c->echoed < o->window;
@@ -315,6 +326,7 @@ static void start_connect(struct lg_worker *w, struct lg_conn *c)
     if (!lws_client_connect_via_info(&i) && !c->failed) {
         c->failed = true;
         w->failed++;
+        atomic_fetch_add(&w->sh->n_failed, 1);
         w->inflight--;
     }
 }
@@ -413,12 +425,14 @@ static int callback_lg(struct lws *wsi, enum lws_callback_reasons reason, void *
         }
         c->open = true;
         w->connected++;
+        atomic_fetch_add(&w->sh->n_connected, 1);
         w->inflight--;
         break;
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
         if (c && !c->failed && !c->open) {
             c->failed = true;
             w->failed++;
+            atomic_fetch_add(&w->sh->n_failed, 1);
             w->inflight--;
             if (w->failed <= 3)
                 fprintf(stderr, "loadgen: connection %u failed: %s\n", c->gid,
@@ -465,6 +479,7 @@ static int callback_lg(struct lws *wsi, enum lws_callback_reasons reason, void *
             c->open = false;
             if (atomic_load(&w->sh->phase) != PH_STOP) {
                 w->closed_early++;
+                atomic_fetch_add(&w->sh->n_closed_early, 1);
                 if (w->closed_early <= 3)
                     fprintf(stderr, "loadgen: server closed connection %u\n", c->gid);
             }
@@ -622,6 +637,17 @@ static void sleep_s(double s)
     }
 }
 
+/* One line on stderr: "loadgen: <what> <connected> connected, <failed> failed, <closed>
+ * closed early, <s> s" (seconds since the workers were forked). */
+static void progress_line(const struct lg_opts *o, struct lg_shared *sh, const char *what,
+                          int64_t t0)
+{
+    fprintf(stderr, "loadgen: %s %u connected, %u failed, %u closed early of %u, %.1f s\n", what,
+            atomic_load(&sh->n_connected), atomic_load(&sh->n_failed),
+            atomic_load(&sh->n_closed_early), o->conns, (double)(now_ns() - t0) / 1e9);
+    fflush(stderr);
+}
+
 static void usage(void)
 {
     fprintf(stderr,
@@ -637,20 +663,28 @@ static void usage(void)
             "  --socketio         the servers speak Socket.IO 5 over Engine.IO 4 (WebSocket)\n"
             "  --server-pid PID   sample VmRSS and CPU time of the server\n"
             "  --also-pid PID     count this process's CPU time too (up to 4 times)\n"
-            "  --label TEXT       copied into the JSON result\n");
+            "  --label TEXT       copied into the JSON result\n"
+            "  --connect-timeout SEC (60)  per handshake; the whole connect phase may take +30 s\n"
+            "  --progress SEC     print live counts on stderr this often, and a line when every\n"
+            "                     connection is up (\"loadgen: ready\") and when sending starts\n");
 }
 
 static int parse_opts(int argc, char **argv, struct lg_opts *o)
 {
     static const struct option lo[] = {
-        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},     {"path", 1, 0, 'P'},
-        {"token", 0, 0, 't'},       {"no-token", 0, 0, 'T'}, {"conns", 1, 0, 'n'},
-        {"rooms", 1, 0, 'm'},       {"senders", 1, 0, 's'},  {"procs", 1, 0, 'j'},
-        {"rate", 1, 0, 'r'},        {"window", 1, 0, 'w'},   {"duration", 1, 0, 'd'},
-        {"drain", 1, 0, 'D'},       {"idle", 1, 0, 'i'},     {"size", 1, 0, 'z'},
-        {"concurrency", 1, 0, 'c'}, {"src", 1, 0, 'a'},      {"server-pid", 1, 0, 'k'},
-        {"also-pid", 1, 0, 'A'},    {"ports", 1, 0, 'O'},    {"socketio", 0, 0, 'S'},
-        {"label", 1, 0, 'l'},       {"help", 0, 0, '?'},     {0, 0, 0, 0},
+        {"host", 1, 0, 'h'},     {"port", 1, 0, 'p'},
+        {"path", 1, 0, 'P'},     {"token", 0, 0, 't'},
+        {"no-token", 0, 0, 'T'}, {"conns", 1, 0, 'n'},
+        {"rooms", 1, 0, 'm'},    {"senders", 1, 0, 's'},
+        {"procs", 1, 0, 'j'},    {"rate", 1, 0, 'r'},
+        {"window", 1, 0, 'w'},   {"duration", 1, 0, 'd'},
+        {"drain", 1, 0, 'D'},    {"idle", 1, 0, 'i'},
+        {"size", 1, 0, 'z'},     {"concurrency", 1, 0, 'c'},
+        {"src", 1, 0, 'a'},      {"server-pid", 1, 0, 'k'},
+        {"also-pid", 1, 0, 'A'}, {"ports", 1, 0, 'O'},
+        {"socketio", 0, 0, 'S'}, {"label", 1, 0, 'l'},
+        {"help", 0, 0, '?'},     {"connect-timeout", 1, 0, 'C'},
+        {"progress", 1, 0, 'g'}, {0, 0, 0, 0},
     };
     *o = (struct lg_opts){.host = "127.0.0.1",
                           .port = 8082,
@@ -760,6 +794,12 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
         case 'l':
             o->label = optarg;
             break;
+        case 'C':
+            o->connect_timeout = strtod(optarg, NULL);
+            break;
+        case 'g':
+            o->progress = strtod(optarg, NULL);
+            break;
         default:
             usage();
             return -1;
@@ -786,8 +826,10 @@ static int parse_opts(int argc, char **argv, struct lg_opts *o)
         err = "--size must be 24..4000";
     else if (o->rate < 0 || (o->rate == 0 && o->window < 1))
         err = "--rate must be >= 0, and --window >= 1 when --rate is 0";
-    else if (o->duration < 0 || o->drain < 0 || o->idle < 0)
+    else if (o->duration < 0 || o->drain < 0 || o->idle < 0 || o->progress < 0)
         err = "durations must be >= 0";
+    else if (o->connect_timeout < 1 || o->connect_timeout > 3600)
+        err = "--connect-timeout must be 1..3600";
     else if (o->concurrency < 1)
         err = "--concurrency must be >= 1";
     else if (o->token &&
@@ -850,7 +892,12 @@ int main(int argc, char **argv)
 
     int rc = 0;
     int64_t t0 = now_ns(), limit = (int64_t)((o.connect_timeout + 30) * 1e9);
+    int64_t next_progress = t0 + (int64_t)(o.progress * 1e9);
     while (atomic_load(&sh->ready) < (int)o.procs) {
+        if (o.progress > 0 && now_ns() >= next_progress) {
+            progress_line(&o, sh, "connecting", t0);
+            next_progress += (int64_t)(o.progress * 1e9);
+        }
         if (now_ns() - t0 > limit) {
             fprintf(stderr, "loadgen: connect phase timed out\n");
             rc = 1;
@@ -866,12 +913,22 @@ int main(int argc, char **argv)
         sleep_s(0.005);
     }
     int64_t t_ready = now_ns();
+    if (o.progress > 0)
+        progress_line(&o, sh, "ready", t0);
     double cpu1 = o.server_pid ? read_proc_cpu(o.server_pid) : -1;
     double also1[LG_ALSO_MAX] = {0}, also2[LG_ALSO_MAX] = {0};
     also_cpu(&o, also1);
     memcpy(also2, also1, sizeof also2);
-    if (!rc && o.idle > 0)
-        sleep_s(o.idle);
+    if (!rc && o.idle > 0) {
+        /* hold: every connection stays open and idle (the caller samples memory) */
+        int64_t hold_end = now_ns() + (int64_t)(o.idle * 1e9);
+        while (now_ns() < hold_end) {
+            double left = (double)(hold_end - now_ns()) / 1e9;
+            sleep_s(o.progress > 0 && o.progress < left ? o.progress : left);
+            if (o.progress > 0)
+                progress_line(&o, sh, "holding", t0);
+        }
+    }
     long rss1 = o.server_pid ? read_proc_kb(o.server_pid, "VmRSS") : -1;
 
     struct hist *h = cm_xcalloc(1, sizeof *h);
@@ -884,6 +941,8 @@ int main(int argc, char **argv)
         atomic_store(&sh->send_start_ns, now_ns());
         t_send = now_ns();
         atomic_store(&sh->phase, PH_SEND);
+        if (o.progress > 0)
+            progress_line(&o, sh, "sending", t0);
         char *line = cm_xmalloc(LG_LINE_MAX * 4);
         for (unsigned i = 0; i < o.procs; i++) {
             if (!fgets(line, (int)(LG_LINE_MAX * 4), pipes[i])) {
