@@ -101,7 +101,7 @@ static const struct cm_cfg_entry table[] = {
      "messages waiting for the archive before senders get unavailable"},
     {"CHAT_PRESENCE_HEARTBEAT_MS", CM_CFG_INT, "1000", 100, 10000, &cfg.presence_heartbeat_ms,
      "ms between a replica's presence heartbeats (and its checks for dead replicas)"},
-    {"CHAT_PRESENCE_TTL_MS", CM_CFG_INT, "3000", 300, 60000, &cfg.presence_ttl_ms,
+    {"CHAT_PRESENCE_TTL_MS", CM_CFG_INT, "10000", 300, 60000, &cfg.presence_ttl_ms,
      "ms after its last heartbeat a replica counts as dead and its users leave"},
     {"CHAT_MONGO_URI", CM_CFG_SECRET, "mongodb://127.0.0.1:27017/?appname=parley-chat", 10, 4096,
      &cfg.mongo_uri, "MongoDB connection string (may hold credentials)"},
