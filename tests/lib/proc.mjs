@@ -1,6 +1,7 @@
 // Process helpers for black-box tests: free ports, starting a real daemon and waiting until
 // it answers, collecting its stderr, stopping it by PID.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer, connect } from 'node:net';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +22,28 @@ export function freePort(host = '127.0.0.1') {
     s.on('error', rej);
     s.listen(0, host, () => { const { port } = s.address(); s.close(() => res(port)); });
   });
+}
+
+// n consecutive ports that are free now, for a daemon that takes a range (run-native's
+// CHAT_PORT + i). Chosen below the kernel's ephemeral range (ip_local_port_range): a port in
+// that range can be taken meanwhile as the source port of any outgoing connection (seen: a
+// replica's port was gone by the time it started), one below it only by another listener.
+export async function freePortRange(n, host = '127.0.0.1') {
+  let lo = 32768;
+  try { lo = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]) || lo; } catch { /* default */ }
+  const min = 10000, max = Math.max(min + n + 1, lo) - n;
+  const canListen = (port) => new Promise((res) => {
+    const s = createServer();
+    s.once('error', () => res(false));
+    s.listen(port, host, () => s.close(() => res(true)));
+  });
+  for (let tries = 0; tries < 1000; tries++) {
+    const p = min + Math.floor(Math.random() * (max - min));
+    let ok = true;
+    for (let i = 0; i < n && ok; i++) ok = await canListen(p + i);
+    if (ok) return p;
+  }
+  throw new Error(`no ${n} consecutive free ports below ${lo}`);
 }
 
 export function waitForPort(port, host = '127.0.0.1', timeoutMs = 15000) {

@@ -7,10 +7,9 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, readFileSync, chmodSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ROOT, BUILD, freePort } from '../lib/proc.mjs';
+import { ROOT, BUILD, freePort, freePortRange } from '../lib/proc.mjs';
 import { SANITIZER_RE } from '../lib/stack.mjs';
 import { happyPath, eventually, runNative as runNativeWith } from './helpers.mjs';
 
@@ -24,21 +23,8 @@ after(async () => {
   rmSync(STATE, { recursive: true, force: true });
 });
 
-const canListen = (port) => new Promise((res) => {
-  const s = createServer();
-  s.once('error', () => res(false));
-  s.listen(port, '127.0.0.1', () => s.close(() => res(true)));
-});
-// n consecutive free ports
-async function freeRange(n) {
-  for (;;) {
-    const p = await freePort();
-    if (p + n > 65535) continue;
-    let ok = true;
-    for (let i = 1; i < n && ok; i++) ok = await canListen(p + i);
-    if (ok) return p;
-  }
-}
+// n consecutive free ports (below the ephemeral range: proc.mjs)
+const freeRange = freePortRange;
 
 const CHATS = 3, WEBS = 2;
 const ports = { PUBLIC_PORT: await freePort(), WEB_PORT: await freeRange(WEBS),
