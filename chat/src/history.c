@@ -104,6 +104,7 @@ struct pub {
     uint64_t conn_id;
     int64_t rid;
     bool seeded;    /* the counter was reseeded once already */
+    bool probe;     /* the room's first publish: its answer releases the room's queue */
     uint64_t order; /* arrival order at this daemon (chat_history_publish) */
     char *cid;      /* copy, NULL if none */
     size_t cidlen;
@@ -112,14 +113,24 @@ struct pub {
     char uid[CM_UID_MAX + 1];
 };
 
-/* A room whose counter is being reseeded: its publishes wait here, in arrival order, so one
- * sender's messages keep their order. Two kinds join the queue: publishes that were already
- * in Redis's pipeline and come back {2}, and new ones that arrive while the queue exists;
- * an early publish's {2} can come back after a later one was queued, so the queue is kept
- * sorted by pub.order (arrival), not by when each joined it. */
+/* A room whose publishes must wait, in arrival order, so one sender's messages keep their
+ * order. Two reasons (state):
+ * - Q_PROBING: nobody here knows yet that the room's counter exists in Redis (the room is
+ *   new here, or the command connection was lost since). One publish, the probe, goes
+ *   alone; the others wait for its answer. Without this, a sender's first publish could
+ *   come back {2} (no counter) while its next, already in Redis's pipeline, found the
+ *   counter another replica had seeded meanwhile and was stored first (found in CI:
+ *   "s2-2, s2-0, s2-1").
+ * - Q_SEEDING: the counter is being reseeded from the archive. Publishes that were in
+ *   Redis's pipeline and come back {2} join, and new ones that arrive meanwhile; an early
+ *   publish's {2} can come back after a later one was queued, so the queue is kept sorted
+ *   by pub.order (arrival), not by when each joined it. */
+enum seedq_state { Q_PROBING, Q_SEEDING };
+
 struct seedq {
     struct seedq *next;
     int64_t rid;
+    enum seedq_state state;
     struct pub *head, *tail;
 };
 
@@ -137,7 +148,8 @@ struct chat_history {
     uint64_t next_tag;
     uint64_t next_order;   /* pub.order */
     struct fetch *waiting; /* fetches waiting for the archive */
-    struct seedq *seeding; /* rooms whose counter is being reseeded */
+    struct seedq *seeding; /* rooms whose publishes wait (probe or reseed) */
+    bool freeing;          /* chat_history_free: no publish is started any more */
     size_t npub;           /* publishes in flight */
     struct hist_stats st;
 };
@@ -254,11 +266,11 @@ static void item_add(struct fetch *f, uint64_t seq, const char *m, size_t len)
 
 static void fetch_done(struct fetch *f, bool ok);
 static void gap_fetch(struct chat_history *h, struct chat_room *room);
-static void pub_send(struct pub *p);
 static void pub_free(struct pub *p);
 static void pub_unavailable(struct pub *p);
 static void on_seeded(struct chat_redis *r, const redisReply *rep, void *ud);
 static void seedq_finish(struct chat_history *h, int64_t rid, bool ok);
+static bool pub_send(struct pub *p);
 static void room_synced(struct chat_history *h, struct chat_room *room, bool ok, uint64_t seq);
 
 static int archive_ask(struct fetch *f, uint64_t lo, uint64_t hi, bool max_only)
@@ -651,6 +663,8 @@ static void on_get_seq(struct chat_redis *r, const redisReply *rep, void *ud)
     bool ok = rep && rep->type == REDIS_REPLY_STRING &&
               chat_history_parse_since(rep->str, rep->len, &v) == 0;
     fetch_free(f);
+    if (ok)
+        room->counter_known = true; /* the room's first publish here needs no probe */
     room_synced(h, room, ok, v);
 }
 
@@ -729,8 +743,14 @@ static void hook_ready(void *ud, bool ready)
 {
     struct chat_history *h = ud;
     chat_presence_on_ready(h->srv, ready);
-    if (!ready)
+    if (!ready) {
+        /* Redis may come back without the counters (restarted without its data): the
+         * next publish of each room probes again */
+        for (size_t b = 0; b < RID_BUCKETS; b++)
+            for (struct chat_room *r = h->rooms[b]; r; r = r->rid_next)
+                r->counter_known = false;
         return;
+    }
     for (size_t b = 0; b < RID_BUCKETS; b++)
         for (struct chat_room *r = h->rooms[b]; r; r = r->rid_next) {
             if (r->synced && r->seen_max > r->delivered)
@@ -836,7 +856,15 @@ static void seedq_push(struct seedq *q, struct pub *p)
     *pp = p;
 }
 
-/* The room's counter is seeded (ok) or could not be: send (or refuse) what waited. */
+static void mark_counter_known(struct chat_history *h, int64_t rid)
+{
+    struct chat_room *room = room_by_rid(h, rid);
+    if (room)
+        room->counter_known = true;
+}
+
+/* The room's counter exists (ok: seeded, or the probe was stored) or could not be had:
+ * send (or refuse) what waited. */
 static void seedq_finish(struct chat_history *h, int64_t rid, bool ok)
 {
     struct seedq **pp = &h->seeding, *q = NULL;
@@ -848,11 +876,13 @@ static void seedq_finish(struct chat_history *h, int64_t rid, bool ok)
         }
     if (!q)
         return;
+    if (ok)
+        mark_counter_known(h, rid);
     for (struct pub *p = q->head, *next; p; p = next) {
         next = p->next;
         p->next = NULL;
-        if (ok) {
-            pub_send(p);
+        if (ok && !h->freeing) {
+            (void)pub_send(p);
         } else {
             pub_unavailable(p);
             pub_free(p);
@@ -861,9 +891,61 @@ static void seedq_finish(struct chat_history *h, int64_t rid, bool ok)
     free(q);
 }
 
+/* The probe's answer did not show the counter (a retry, an error): the next waiting
+ * publish goes alone as the new probe; none left, the queue is gone. */
+static void probe_next(struct chat_history *h, int64_t rid)
+{
+    struct seedq *q = seedq_of(h, rid);
+    if (!q || q->state != Q_PROBING)
+        return;
+    while (q->head && !h->freeing) {
+        struct pub *p = q->head;
+        q->head = p->next;
+        if (!q->head)
+            q->tail = NULL;
+        p->next = NULL;
+        p->probe = true;
+        if (pub_send(p))
+            return;
+    }
+    seedq_finish(h, rid, false); /* empty, or shutting down: what is left is refused */
+}
+
+static void on_published_(struct chat_redis *r, const redisReply *rep, struct pub *p);
+
 static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
 {
     struct pub *p = ud;
+    struct chat_history *h = p->h;
+    int64_t rid = p->rid;
+    if (!p->probe) {
+        on_published_(r, rep, p);
+        return;
+    }
+    p->probe = false;
+    if (!rep) { /* the connection is gone: nothing waiting can be sent on it */
+        pub_unavailable(p);
+        pub_free(p);
+        seedq_finish(h, rid, false);
+        return;
+    }
+    bool stored = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+                  rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer == 1;
+    on_published_(r, rep, p); /* p is freed, or queued for a reseed ({2}: Q_SEEDING now) */
+    struct seedq *q = seedq_of(h, rid);
+    if (!q || q->state != Q_PROBING) {
+        if (stored)
+            mark_counter_known(h, rid);
+        return;
+    }
+    if (stored)
+        seedq_finish(h, rid, true);
+    else
+        probe_next(h, rid);
+}
+
+static void on_published_(struct chat_redis *r, const redisReply *rep, struct pub *p)
+{
     struct chat_history *h = p->h;
     if (!rep) {
         pub_unavailable(p);
@@ -927,17 +1009,21 @@ static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
     }
     if (code == 2 && !p->seeded) {
         /* the room's counter is missing: reseed it from the archive's max(seq), once for
-         * all the room's publishes that come back like this one */
+         * all the room's publishes that come back like this one (a probing queue becomes
+         * the reseed's: what waited for the probe now waits for the counter) */
         p->seeded = true;
         struct seedq *q = seedq_of(h, p->rid);
-        if (q) {
+        if (q && q->state == Q_SEEDING) {
             seedq_push(q, p);
             return;
         }
-        q = cm_xcalloc(1, sizeof *q);
-        q->rid = p->rid;
-        q->next = h->seeding;
-        h->seeding = q;
+        if (!q) {
+            q = cm_xcalloc(1, sizeof *q);
+            q->rid = p->rid;
+            q->next = h->seeding;
+            h->seeding = q;
+        }
+        q->state = Q_SEEDING;
         seedq_push(q, p);
         struct fetch *f = fetch_new(h, F_SEED, p->rid);
         if (!h->archive) {
@@ -961,7 +1047,8 @@ static void on_seeded(struct chat_redis *r, const redisReply *rep, void *ud)
     seedq_finish(h, rid, rep && rep->type != REDIS_REPLY_ERROR);
 }
 
-static void pub_send(struct pub *p)
+/* Sends p's EVALSHA; false if it could not be sent (p was refused and freed). */
+static bool pub_send(struct pub *p)
 {
     struct chat_history *h = p->h;
     const struct chat_config *cfg = h->srv->cfg;
@@ -1006,7 +1093,9 @@ static void pub_send(struct pub *p)
     if (chat_redis_command(h->redis, on_published, p, n, argv, lens) < 0) {
         pub_unavailable(p);
         pub_free(p);
+        return false;
     }
+    return true;
 }
 
 void chat_history_publish(struct chat_server *srv, struct chat_conn *c, const struct chat_req *req)
@@ -1041,11 +1130,24 @@ void chat_history_publish(struct chat_server *srv, struct chat_conn *c, const st
                                           &p->plen[2]);
     struct seedq *q = seedq_of(h, p->rid);
     if (q) {
-        p->seeded = true; /* waits for the room's counter, behind what came before */
+        /* waits behind what came before: for the probe's answer, or for the reseeded
+         * counter (then a second {2} is not reseeded again) */
+        p->seeded = q->state == Q_SEEDING;
         seedq_push(q, p);
         return;
     }
-    pub_send(p);
+    if (!c->room->counter_known) {
+        q = cm_xcalloc(1, sizeof *q);
+        q->rid = p->rid;
+        q->state = Q_PROBING;
+        q->next = h->seeding;
+        h->seeding = q;
+        p->probe = true;
+        if (!pub_send(p))
+            probe_next(h, q->rid);
+        return;
+    }
+    (void)pub_send(p);
 }
 
 /* ---- paging ---------------------------------------------------------------------------- */
@@ -1101,6 +1203,7 @@ void chat_history_free(struct chat_history *h)
 {
     if (!h)
         return;
+    h->freeing = true;
     chat_redis_free(h->redis); /* fails what is in flight: their callbacks free them */
     while (h->seeding) {
         struct seedq *q = h->seeding;

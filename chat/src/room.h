@@ -39,6 +39,7 @@ struct chat_room {
     bool synced;                /* delivered is known */
     bool syncing;               /* GET of the counter in flight */
     bool fetching;              /* a gap fetch (XRANGE) in flight */
+    bool counter_known;         /* its seq counter exists in Redis (since the last connect) */
     /* presence.c: the users other replicas have in the room (NULL until the first join) */
     struct chat_presence_room *pres;
 };

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startChat, Client, metrics, until, sleep, T, ASAN } from './lib.mjs';
 import { startRedis } from '../lib/redis.mjs';
+import { startTcpProxy } from '../lib/tcpproxy.mjs';
 import { freePort, BIN, runToExit } from '../lib/proc.mjs';
 import { renderNginxConf, startNginx, SANITIZER_RE } from '../lib/stack.mjs';
 import { uidOf } from '../lib/token.mjs';
@@ -77,6 +78,61 @@ test('3 replicas x 3 senders in one room: every client on every replica gets the
     assert.deepEqual(mine, range(0, N - 1).map((i) => `s${k}-${i}`));
   }
   await finish(rs);
+});
+
+// Found in CI ("s2-2, s2-0, s2-1" in the test above), put on the wire in a fixed order (a
+// relay holds Redis's answers to replica X):
+// X's first publish of a room comes back {2} (no counter) only after replica Y stored a
+// message (seeding the counter) and X's sender sent its second. The second must not be
+// stored before the first. Then Redis restarts empty (no AOF): the counter is gone again,
+// the race is run again, and a replica must not trust what it knew before the reconnect.
+test('a sender\'s second message waits for its first while another replica seeds the counter, also after Redis restarts empty', async () => {
+  const redis = await startRedis();
+  cleanups.push(() => redis.cleanup());
+  const proxy = await startTcpProxy(redis.port);
+  cleanups.push(() => proxy.close());
+  const secret = randomBytes(32).toString('hex');
+  const db = `t${randomBytes(6).toString('hex')}`;
+  const env = { ...FAST, CHAT_MONGO_DB: db, CHAT_REDIS_TIMEOUT_MS: '15000' };
+  const x = await startChat({ ...env, CHAT_REDIS_PORT: String(proxy.port) }, { redis, secret });
+  cleanups.push(() => x.d.stop('SIGKILL'));
+  const y = await startChat(env, { redis, secret });
+  cleanups.push(() => y.d.stop('SIGKILL'));
+  const room = 'seedrace';
+  const cx = await open(x, 'x@x.org', room), cy = await open(y, 'y@x.org', room);
+  const race = async (label) => {
+    proxy.hold();
+    cx.send({ type: 'message', text: `first ${label}`, client_id: `${label}-1` });
+    await until(() => proxy.sent(`first ${label}`) === 1, T, 'X sent its first publish to Redis');
+    cy.send({ type: 'message', text: `other ${label}`, client_id: `${label}-y` });
+    await cy.next((f) => f.type === 'message' && f.client_id === `${label}-y`, T);
+    cx.send({ type: 'message', text: `second ${label}`, client_id: `${label}-2` });
+    await sleep(300); // time for X to pass the second on, were it going to
+    proxy.release();
+    for (const c of [cx, cy])
+      await until(() => c.of('message').some((m) => m.client_id === `${label}-2`), T, `${label}: the second message`);
+    await sleep(100);
+    for (const c of [cx, cy]) {
+      const xs = c.of('message').filter((m) => m.client_id.startsWith(`${label}-`) && m.client_id !== `${label}-y`);
+      assert.deepEqual(xs.map((m) => m.client_id), [`${label}-1`, `${label}-2`], `${label}: x's messages in the order sent`);
+      assert.ok(xs[0].seq < xs[1].seq, `${label}: seq follows the order sent`);
+    }
+  };
+  await race('new');
+  assert.deepEqual(seqs(cx), range(1, 3));
+  assert.deepEqual(seqs(cy), range(1, 3));
+  // Redis restarts empty once the archive has all three (so the counter is reseeded at 3)
+  await until(async () => (await metrics(x.port)).chat_archive_archived_total
+    + (await metrics(y.port)).chat_archive_archived_total >= 3 && Number(await redis.cmd('XLEN', 'parley:outbox')) === 0,
+  T, 'the three messages archived');
+  await redis.stop();
+  await redis.start();
+  for (const d of [x, y])
+    await until(async () => { const m = await metrics(d.port); return m.chat_redis_up === 1 && m.chat_redis_subscriber_up === 1; },
+      T, 'both replicas back on Redis');
+  await race('restart');
+  for (const c of [cx, cy]) assert.deepEqual(seqs(c), range(1, 6), 'seq 4, 5, 6 after the restart, no gap');
+  await finish([x, y]);
 });
 
 test('members across replicas: one user with tabs on two replicas is one member; leave only after the last tab', async () => {
