@@ -34,6 +34,9 @@ static void room_free(struct chat_room *room)
         m = next;
     }
     chat_ring_free(&room->ring);
+    for (uint32_t i = 0; i < room->recent_n; i++)
+        free(room->recent[i].m);
+    free(room->recent);
     free(room);
 }
 

@@ -21,6 +21,14 @@ struct chat_member {
     uint32_t tabs;
 };
 
+/* One stored message: its seq and its frame exactly as stored (heap copy, owned by whoever
+ * holds the struct). */
+struct chat_stored_msg {
+    uint64_t seq;
+    char *m;
+    size_t len;
+};
+
 struct chat_room {
     struct chat_room *hnext;
     char name[CM_ROOM_MAX + 1];
@@ -40,6 +48,12 @@ struct chat_room {
     bool syncing;               /* GET of the counter in flight */
     bool fetching;              /* a gap fetch (XRANGE) in flight */
     bool counter_known;         /* its seq counter exists in Redis (since the last connect) */
+    /* history.c: the room's latest messages as delivered here, ascending and gap-free: seqs
+     * recent_top - recent_n + 1 .. recent_top, at most CHAT_HISTORY_INITIAL (copies owned by
+     * the room, freed with it); NULL until the room is synced */
+    struct chat_stored_msg *recent;
+    uint32_t recent_n;
+    uint64_t recent_top;
     /* presence.c: the users other replicas have in the room (NULL until the first join) */
     struct chat_presence_room *pres;
 };

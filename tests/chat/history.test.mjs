@@ -128,6 +128,71 @@ test('a fresh joiner gets welcome.last_seq and the last 50 messages in order; pa
   assert.deepEqual(await e.next((f) => f.type === 'history'), { type: 'history', messages: [], more: false, __used: true });
 });
 
+// A crowd joining a room that is new on this daemon (issue 10, found by make bench: 1000
+// joins each read 50 messages from Redis over the command connection, and the publishes
+// behind them waited 1-2 s). The room's latest messages are read once and kept up by every
+// delivery; joiners and short resumes are served from them, exactly as Redis holds them.
+test('a crowd joining a busy room costs one read: everyone gets the same last 50, then live ones, gap-free', async () => {
+  const redis = await startRedis();
+  const a = await chatWith({}, { redis });
+  const b = await chatWith({}, { redis, secret: a.secret });
+  const room = 'crowd';
+  const s = await open(b, 's@x.org', room);
+  await sendAll(s, 'a', 120);
+  const xranges = async () => Number(/cmdstat_xrange:calls=(\d+)/.exec(await redis.cmd('INFO', 'commandstats'))?.[1] || 0);
+  const before = await xranges();
+  const m0 = await metrics(a.port);
+  const crowd = await Promise.all(range(1, 40).map((i) => open(a, `c${i}@x.org`, room)));
+  assert.equal(await xranges() - before, 1, 'one XRANGE for 40 joiners');
+  const m1 = await metrics(a.port);
+  assert.equal(m1.chat_history_from_memory_total - m0.chat_history_from_memory_total, 40);
+  const want = (await stored(redis, ridOfRoom(a, room))).slice(-50).map((e) => e.m);
+  for (const c of crowd) {
+    assert.equal(c.of('welcome')[0].last_seq, 120);
+    const h = await c.next((f) => f.type === 'history');
+    assert.deepEqual(h.messages.map((m) => m.seq), range(71, 120));
+    assert.deepEqual(h.messages.map((m) => JSON.stringify(m)), want.map((m) => JSON.stringify(JSON.parse(m))), 'the stored frames');
+    assert.equal(h.more, true);
+  }
+  // live messages keep the window going: joiners and resumes while messages flow
+  let stop = false, i = 0;
+  const pump = (async () => { while (!stop) { s.send({ type: 'message', text: `b${i}`, client_id: `b${i++}` }); await sleep(3); } })();
+  const late = [];
+  for (let k = 0; k < 8; k++) {
+    late.push(await open(a, `l${k}@x.org`, room));
+    await sleep(40);
+  }
+  const resumed = await Promise.all([30, 5].map(async (back) => {
+    const last = crowd[0].of('message').at(-1)?.seq ?? 120;
+    const c = new Client(a.url(a.token({ sub: `r${back}@x.org`, name: 'r', room }), `&since=${last - back}`));
+    await c.opened;
+    return { c, since: last - back };
+  }));
+  await sleep(200);
+  stop = true;
+  await pump;
+  await until(() => seqs(s).length >= 120 + i, T, 'the sender got all');
+  const top = 120 + i;
+  for (const c of [...crowd, ...late]) {
+    await until(() => seqs(c).at(-1) === top, T, 'every joiner got the last one');
+    const w = c.of('welcome')[0], h = c.of('history')[0];
+    assert.deepEqual(h.messages.map((m) => m.seq), range(Math.max(1, w.last_seq - 49), w.last_seq), 'history: the last 50 at joining');
+    assert.deepEqual(seqs(c), range(w.last_seq + 1, top), 'then every later one once, in order');
+  }
+  for (const { c, since } of resumed) {
+    await until(() => seqs(c).at(-1) === top, T, 'resumed got the last one');
+    const h = c.of('history')[0];
+    assert.deepEqual([...h.messages.map((m) => m.seq), ...seqs(c)], range(since + 1, top), `resume since ${since}: exactly the missed ones`);
+  }
+  const m2 = await metrics(a.port);
+  assert.ok(m2.chat_history_from_memory_total - m1.chat_history_from_memory_total >= 8, 'late joiners from the window too');
+  // a resume older than the window reads Redis and gets the same
+  const old = new Client(a.url(a.token({ sub: 'o@x.org', name: 'o', room }), '&since=10'));
+  await old.opened;
+  const oh = await old.next((f) => f.type === 'history');
+  assert.deepEqual(oh.messages.map((m) => m.seq), range(11, top));
+});
+
 test('resume with since gets exactly the missed messages, then live ones', async () => {
   const chat = await chatWith();
   const room = 'resume';
