@@ -2,7 +2,7 @@
 // chat daemon and its three peers), each started fresh on a free 127.0.0.1 port, and a
 // runner for the C load generator that returns its aggregated JSON result.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BIN, BUILD, ROOT, startDaemon } from '../tests/lib/proc.mjs';
 import { newSecret } from '../tests/lib/token.mjs';
@@ -307,3 +307,34 @@ export function haveBinaries() {
 }
 
 export function readJson(f) { return JSON.parse(readFileSync(f, 'utf8')); }
+
+// docs/benchmarks.md is written by several commands, each owning the part between its
+// markers (<!-- MARK begin --> ... <!-- MARK end -->); 'notes' is written by hand.
+export const DOC = join(ROOT, 'docs', 'benchmarks.md');
+export const DOC_SECTIONS = [['rate-sweep', 'make bench'], ['cluster-sweep', 'make bench-cluster'],
+  ['scale', 'make bench-scale'], ['notes', 'written by hand']];
+const marks = (m) => [`<!-- ${m} begin -->`, `<!-- ${m} end -->`];
+
+// The text of section m (markers included) as docs/benchmarks.md has it now, or a
+// placeholder saying which command writes it.
+export function docSection(m) {
+  let text = '';
+  try { text = readFileSync(DOC, 'utf8'); } catch { /* first run */ }
+  const [begin, end] = marks(m);
+  const i = text.indexOf(begin), j = text.indexOf(end);
+  if (i >= 0 && j > i) return text.slice(i, j + end.length);
+  const by = (DOC_SECTIONS.find(([k]) => k === m) || [m, 'its command'])[1];
+  return `${begin}
+(not run yet: ${by})
+${end}`;
+}
+
+// Replaces section m of docs/benchmarks.md with lines (markers added); appends it if absent.
+export function writeDocSection(m, lines) {
+  const [begin, end] = marks(m);
+  const section = [begin, ...lines, end].join('\n');
+  let text = readFileSync(DOC, 'utf8');
+  const i = text.indexOf(begin), j = text.indexOf(end);
+  text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
+  writeFileSync(DOC, text);
+}

@@ -21,7 +21,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { SYSTEMS, runLoadgen, newSecret, ROOT, FSYNC, BASE_COMMIT } from './lib.mjs';
+import { SYSTEMS, runLoadgen, newSecret, ROOT, FSYNC, BASE_COMMIT, writeDocSection } from './lib.mjs';
 
 const ARGS = process.argv.slice(2).map(Number).filter((x) => x > 0);
 const RATES = ARGS.length ? ARGS : [500, 1000, 2000, 3000, 5000, 7500, 10000, 15000];
@@ -230,16 +230,10 @@ function clusterReport(L) {
 }
 
 const MARK = CLUSTER ? 'cluster-sweep' : 'rate-sweep';
-const section = [`<!-- ${MARK} begin -->`, ...L, `<!-- ${MARK} end -->`].join('\n');
 console.log(`\n${L.join('\n')}`);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(ROOT, 'bench', 'results', CLUSTER ? 'cluster.json' : 'sweep.json'), JSON.stringify({ started: new Date(T0).toISOString(), commit, loadStart, loadEnd, rates: RATES, runs }, null, 1));
 if (process.env.BENCH_SWEEP_DOC === '1') {
-  const doc = join(ROOT, 'docs', 'benchmarks.md');
-  const begin = `<!-- ${MARK} begin -->`, end = `<!-- ${MARK} end -->`;
-  let text = readFileSync(doc, 'utf8');
-  const i = text.indexOf(begin), j = text.indexOf(end);
-  text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(doc, text);
+  writeDocSection(MARK, L);
   log('wrote its section of docs/benchmarks.md and bench/results/sweep.json');
 }

@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, readFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir, cpus } from 'node:os';
-import { SYSTEMS, runLoadgen, newSecret, haveBinaries, ROOT, BIN, CHAT_BENCH_ENV, CHAT_MEMORY_ENV, LOADGEN } from './lib.mjs';
+import { SYSTEMS, runLoadgen, newSecret, haveBinaries, ROOT, BIN, CHAT_BENCH_ENV, CHAT_MEMORY_ENV, LOADGEN, DOC_SECTIONS, docSection } from './lib.mjs';
 
 const QUICK = process.env.BENCH_QUICK === '1'; // shorter runs while developing the bench
 const DUR = QUICK ? 2 : 5; // seconds of sending per fan-out run
@@ -284,7 +284,7 @@ function report(m, prof, web, profHs) {
     '  /proc/PID/stat over the run): fair even when the load generator is the bottleneck.', '');
   // bench/rate-sweep.mjs (run after this by bench/run-bench) fills this section; kept as it is
   // when only this part is re-rendered.
-  L.push(sweepSection(), '');
+  L.push(keptSections(), '');
 
   // fan-out
   const fo = W.fanout || {};
@@ -406,15 +406,9 @@ function report(m, prof, web, profHs) {
   return L.join('\n');
 }
 
-// The sections bench/rate-sweep.mjs writes (make bench's sweep, make bench-cluster's), kept.
-function sweepSection() {
-  let text = '';
-  try { text = readFileSync(join(ROOT, 'docs', 'benchmarks.md'), 'utf8'); } catch { /* first run */ }
-  return ['rate-sweep', 'cluster-sweep'].map((m) => {
-    const begin = `<!-- ${m} begin -->`, end = `<!-- ${m} end -->`;
-    const i = text.indexOf(begin), j = text.indexOf(end);
-    return i >= 0 && j > i ? text.slice(i, j + end.length) : `${begin}\n(not run yet: ${m === 'rate-sweep' ? 'make bench' : 'make bench-cluster'})\n${end}`;
-  }).join('\n\n');
+// The sections other commands (and people) write, kept as they are.
+function keptSections() {
+  return DOC_SECTIONS.map(([m]) => docSection(m)).join('\n\n');
 }
 
 function discussion(fo, la, mem, prof) {

@@ -33,7 +33,7 @@ import { readFileSync, readdirSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { cpus, totalmem } from 'node:os';
 import { spawnSync } from 'node:child_process';
-import { SYSTEMS, startChatCluster, runLoadgen, newSecret, cpuSeconds, ROOT, FSYNC } from './lib.mjs';
+import { SYSTEMS, startChatCluster, runLoadgen, newSecret, cpuSeconds, ROOT, FSYNC, writeDocSection } from './lib.mjs';
 
 const num = (k, d) => (process.env[k] !== undefined && process.env[k] !== '' ? Number(process.env[k]) : d);
 const CONNS = num('BENCH_SCALE_CONNS', 50000);
@@ -327,17 +327,11 @@ const dl = daemonLogs.flat();
 if (dl.length) L.push('', 'Last daemon log lines:', '', '```', ...dl.slice(0, 15), '```');
 
 const MARK = 'scale';
-const section = [`<!-- ${MARK} begin -->`, ...L, `<!-- ${MARK} end -->`].join('\n');
 console.log(`\n${L.join('\n')}`);
 mkdirSync(join(ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(ROOT, 'bench', 'results', 'scale.json'), JSON.stringify({ started: new Date(T0).toISOString(), commit, uptimeStart, uptimeEnd, before, conns: CONNS, replicas: REPLICAS, perDaemon, marks, rssHeld, heldConns, startMetrics, heldMetrics, endMetrics, rssAfter, kib, redisKib, phases, accepted, rejected, result }, null, 1));
 if (process.env.BENCH_SCALE_DOC === '1') {
-  const doc = join(ROOT, 'docs', 'benchmarks.md');
-  const begin = `<!-- ${MARK} begin -->`, end = `<!-- ${MARK} end -->`;
-  let text = readFileSync(doc, 'utf8');
-  const i = text.indexOf(begin), j = text.indexOf(end);
-  text = i >= 0 && j > i ? text.slice(0, i) + section + text.slice(j + end.length) : `${text.trimEnd()}\n\n${section}\n`;
-  writeFileSync(doc, text);
+  writeDocSection(MARK, L);
   log('wrote its section of docs/benchmarks.md and bench/results/scale.json');
 }
 process.exit(ok ? 0 : 1);
