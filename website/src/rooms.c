@@ -603,6 +603,26 @@ static bool room_param(struct web_req *r, char name[CM_ROOM_MAX + 1])
     return true;
 }
 
+/* The one row sql (nparams parameters p) finds, or NULL when the page is already answered:
+ * the database's error page, or 404 with not_found when there is no such row (also when
+ * there are several: callers ask by a unique name). The caller PQclear()s the row. */
+static PGresult *one_row(struct web_req *r, const char *sql, int nparams, const char *const *p,
+                         const char *not_found)
+{
+    PGresult *res;
+    enum web_db_rc rc = web_db_query(r, &res, sql, nparams, p);
+    if (rc != WEB_DB_OK) {
+        web_page_db_error(r, rc);
+        return NULL;
+    }
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        web_page_error(r, 404, not_found);
+        return NULL;
+    }
+    return res;
+}
+
 /* Names shown on the room page (the count shows them all). */
 #define WEB_MEMBER_NAMES_MAX_S "50"
 
@@ -667,18 +687,10 @@ void web_h_room_get(struct web_req *r)
     char uid[24];
     snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
     const char *p[3] = {name, uid, r->sess->user.is_admin ? "true" : "false"};
-    PGresult *res;
-    enum web_db_rc rc = web_db_query(r, &res, ROOM_VISIBLE_SQL, 3, p);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
+    /* a private room the user is not in looks exactly like no room */
+    PGresult *res = one_row(r, ROOM_VISIBLE_SQL, 3, p, "There is no room with this name.");
+    if (!res)
         return;
-    }
-    if (PQntuples(res) != 1) {
-        /* a private room the user is not in looks exactly like no room */
-        PQclear(res);
-        web_page_error(r, 404, "There is no room with this name.");
-        return;
-    }
     struct cm_buf info, act, actions;
     cm_buf_init(&info);
     cm_buf_init(&act);
@@ -735,27 +747,20 @@ static void membership_post(struct web_req *r, bool join)
     char uid[24];
     snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
     const char *p[3] = {name, uid, r->sess->user.is_admin ? "true" : "false"};
-    PGresult *res;
-    enum web_db_rc rc = web_db_query(
-        r, &res,
+    PGresult *res = one_row(
+        r,
         "SELECT r.id, r.owner_id FROM rooms r WHERE r.name = $1 AND (r.visibility = 'public' "
         "OR $3 OR EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = "
         "$2))",
-        3, p);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
+        3, p, "There is no room with this name.");
+    if (!res)
         return;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        web_page_error(r, 404, "There is no room with this name.");
-        return;
-    }
     char rid[24];
     snprintf(rid, sizeof rid, "%s", PQgetvalue(res, 0, 0));
     long long owner = strtoll(PQgetvalue(res, 0, 1), NULL, 10);
     PQclear(res);
     const char *q[2] = {rid, uid};
+    enum web_db_rc rc;
     char back[64];
     snprintf(back, sizeof back, "/rooms/%s", name);
     if (!join) {
@@ -816,26 +821,18 @@ static void edit_page(struct web_req *r, unsigned status, const char *name,
     char uid[24];
     snprintf(uid, sizeof uid, "%lld", r->sess->user.id);
     const char *p[3] = {name, uid, r->sess->user.is_admin ? "true" : "false"};
-    PGresult *res;
-    enum web_db_rc rc =
-        web_db_query(r, &res,
-                     "SELECT title, description, "
-                     "to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'), "
-                     "to_char(ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'), "
-                     "to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                     "to_char(ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-                     "location, capacity, visibility FROM rooms "
-                     "WHERE name = $1 AND (owner_id = $2::bigint OR $3::boolean)",
-                     3, p);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
+    PGresult *res =
+        one_row(r,
+                "SELECT title, description, "
+                "to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'), "
+                "to_char(ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI'), "
+                "to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                "to_char(ends_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                "location, capacity, visibility FROM rooms "
+                "WHERE name = $1 AND (owner_id = $2::bigint OR $3::boolean)",
+                3, p, "There is no room with this name that you can edit.");
+    if (!res)
         return;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        web_page_error(r, 404, "There is no room with this name that you can edit.");
-        return;
-    }
     struct room_form stored = {0};
     if (!fm) {
         stored.title = PQgetvalue(res, 0, 0);
@@ -980,18 +977,10 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
     if (!room_param(r, name))
         return;
     const char *p[1] = {name};
-    PGresult *res;
-    enum web_db_rc rc =
-        web_db_query(r, &res, "SELECT owner_id, id FROM rooms WHERE name = $1", 1, p);
-    if (rc != WEB_DB_OK) {
-        web_page_db_error(r, rc);
+    PGresult *res = one_row(r, "SELECT owner_id, id FROM rooms WHERE name = $1", 1, p,
+                            "There is no room with this name.");
+    if (!res)
         return;
-    }
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        web_page_error(r, 404, "There is no room with this name.");
-        return;
-    }
     long long owner = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
     char id[24];
     snprintf(id, sizeof id, "%s", PQgetvalue(res, 0, 1));
@@ -1003,7 +992,8 @@ void web_rooms_delete(struct web_req *r, bool admin_only, const char *back)
     /* Delete the room that was checked, by id: if it was deleted and its name taken again by
      * someone else in between, the new room is not touched. */
     const char *pid[1] = {id};
-    rc = web_db_query(r, NULL, WEB_EVENTS_DELETE_ROOM_SQL, 1, pid); /* + its outbox row */
+    enum web_db_rc rc =
+        web_db_query(r, NULL, WEB_EVENTS_DELETE_ROOM_SQL, 1, pid); /* + its outbox row */
     if (rc != WEB_DB_OK) {
         web_page_db_error(r, rc);
         return;
