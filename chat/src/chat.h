@@ -67,11 +67,12 @@ struct chat_config {
     long long presence_heartbeat_ms; /* CHAT_PRESENCE_HEARTBEAT_MS */
     long long presence_ttl_ms;       /* CHAT_PRESENCE_TTL_MS: a silent replica is dead after it */
     /* the archive (archive.c: MongoDB, its own Redis connections) */
-    char *mongo_uri;            /* CHAT_MONGO_URI (secret: it may hold credentials) */
-    char *mongo_db;             /* CHAT_MONGO_DB */
-    long long archive_batch;    /* CHAT_ARCHIVE_BATCH: outbox entries per MongoDB write */
-    long long archive_claim_ms; /* CHAT_ARCHIVE_CLAIM_MS: idle time before XAUTOCLAIM */
-    long long history_queue;    /* CHAT_HISTORY_QUEUE: archive queries waiting */
+    char *mongo_uri;             /* CHAT_MONGO_URI (secret: it may hold credentials) */
+    char *mongo_db;              /* CHAT_MONGO_DB */
+    long long archive_batch;     /* CHAT_ARCHIVE_BATCH: outbox entries per MongoDB write */
+    long long archive_linger_ms; /* CHAT_ARCHIVE_LINGER_MS: wait after a short batch */
+    long long archive_claim_ms;  /* CHAT_ARCHIVE_CLAIM_MS: idle time before XAUTOCLAIM */
+    long long history_queue;     /* CHAT_HISTORY_QUEUE: archive queries waiting */
     /* moderation (moderation.c: its own Redis client) */
     long long mod_block_ms;    /* CHAT_MODERATION_BLOCK_MS: XREAD BLOCK of the event stream */
     long long mod_batch;       /* CHAT_MODERATION_BATCH: events read per XREAD */

@@ -108,6 +108,9 @@ static const struct cm_cfg_entry table[] = {
     {"CHAT_MONGO_DB", CM_CFG_STR, "parley", 1, 63, &cfg.mongo_db, "MongoDB database"},
     {"CHAT_ARCHIVE_BATCH", CM_CFG_INT, "500", 1, 10000, &cfg.archive_batch,
      "outbox entries archived per MongoDB write"},
+    {"CHAT_ARCHIVE_LINGER_MS", CM_CFG_INT, "100", 0, 5000, &cfg.archive_linger_ms,
+     "ms the archive writer waits after a batch smaller than CHAT_ARCHIVE_BATCH, so that the "
+     "next write carries more"},
     {"CHAT_ARCHIVE_CLAIM_MS", CM_CFG_INT, "30000", 1000, 3600000, &cfg.archive_claim_ms,
      "ms an outbox entry stays unacked before another archiver takes it over"},
     {"CHAT_HISTORY_QUEUE", CM_CFG_INT, "1024", 1, 1000000, &cfg.history_queue,
