@@ -9,6 +9,8 @@
 #include "room.h"
 
 #include <signal.h>
+
+#include <ev.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +55,14 @@ static void lws_log_emit(int level, const char *line)
     else if (strstr(line, "Ran out of header data space"))
         lv = CM_LOG_WARN; /* a client's oversized request head, not our error */
     cm_log(lv, "lws: %.*s", (int)n, line);
+}
+
+/* One turn of the event loop: waits for at least one event (socket, lws timer, the wake-up
+ * pipe of lws_cancel_service) and handles what is ready, as lws_service(ctx, 0) does on lws's
+ * own loop (libev(3), ev_run with EVRUN_ONCE). */
+static void service_once(struct ev_loop *loop)
+{
+    (void)ev_run(loop, EVRUN_ONCE);
 }
 
 static lws_sorted_usec_list_t tick;
@@ -128,15 +138,35 @@ int main(void)
     retry.secs_since_valid_ping = 0;
     retry.secs_since_valid_hangup = 0;
 
+    /* The event loop is libev's on epoll, given to lws as a foreign loop (its evlib plugin,
+     * Debian's libwebsockets-evlib-ev; lws 4.1.6 READMEs/README.event-libs.md). lws's own
+     * loop is poll(): every turn costs the kernel a pass over every descriptor. Measured here
+     * with 15,000 idle connections: 38% of a core doing nothing but poll() (sock_poll, fdget,
+     * tcp_poll in perf), against 1% on epoll; at 17,000 per daemon a handshake cost 3.3 ms. */
+    struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
+    if (!loop) {
+        cm_error("cannot create the event loop (libev, epoll)");
+        chat_rooms_free(srv.rooms);
+        chat_index_free(&srv.index);
+        chat_inbox_free(&srv.inbox);
+        chat_rawguard_free();
+        chat_archive_free(archive);
+        chat_config_free();
+        return 1;
+    }
+    void *foreign_loops[1] = {loop};
+
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
+    info.foreign_loops = foreign_loops;
     info.port = (int)cfg.port;
     info.iface = cfg.listen_addr;
     info.protocols = protocols;
     info.user = &srv;
     info.vhost_name = "parley-chat";
     /* RFC 6455 §8.1: lws closes with 1007 on invalid UTF-8 in text frames only if asked */
-    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
+                   LWS_SERVER_OPTION_LIBEV;
     if (!strchr(cfg.listen_addr, ':'))
         info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
     info.max_http_header_data = (unsigned short)cfg.max_header_bytes;
@@ -150,8 +180,10 @@ int main(void)
 
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx) {
-        cm_error("cannot listen on %s:%lld (address in use or not local?)", cfg.listen_addr,
-                 cfg.port);
+        cm_error("cannot listen on %s:%lld (address in use or not local?), or lws's libev "
+                 "plugin (package libwebsockets-evlib-ev) is missing",
+                 cfg.listen_addr, cfg.port);
+        ev_loop_destroy(loop);
         chat_rooms_free(srv.rooms);
         chat_index_free(&srv.index);
         chat_inbox_free(&srv.inbox);
@@ -164,6 +196,7 @@ int main(void)
         cm_error("cannot listen on %s:%lld (CHAT_ADMIN_ADDR:CHAT_ADMIN_PORT)", cfg.admin_addr,
                  cfg.admin_port);
         lws_context_destroy(ctx);
+        ev_loop_destroy(loop);
         chat_rooms_free(srv.rooms);
         chat_rawguard_free();
         chat_archive_free(archive);
@@ -186,8 +219,7 @@ int main(void)
     chat_conn_sweep_start(&srv);
 
     while (!stop_requested) {
-        if (lws_service(ctx, 0) < 0)
-            break;
+        service_once(loop);
         chat_history_flush(srv.hist);
         chat_mod_flush(srv.mod);
     }
@@ -200,8 +232,7 @@ int main(void)
     int64_t deadline = cm_mono_ms() + cfg.shutdown_grace_ms;
     lws_sul_schedule(ctx, 0, &tick, on_tick, CHAT_SHUTDOWN_TICK_MS * LWS_US_PER_MS);
     while (srv.nconns > 0 && cm_mono_ms() < deadline) {
-        if (lws_service(ctx, 0) < 0)
-            break;
+        service_once(loop);
         chat_history_flush(srv.hist); /* the leaves of the connections just closed */
     }
     /* the other replicas: this one is gone (they remove what is left of its presence at their
@@ -210,8 +241,7 @@ int main(void)
     int64_t bye = cm_mono_ms() + CHAT_GOODBYE_MS;
     while (chat_redis_pending(chat_history_redis(srv.hist)) > 0 && cm_mono_ms() < bye) {
         chat_history_flush(srv.hist);
-        if (lws_service(ctx, 0) < 0)
-            break;
+        service_once(loop);
     }
     lws_sul_cancel(&tick);
     chat_conn_sweep_stop(&srv);
@@ -227,6 +257,7 @@ int main(void)
     the_ctx = NULL;
     chat_inbox_set_context(&srv.inbox, NULL);
     lws_context_destroy(ctx);
+    ev_loop_destroy(loop);
     chat_inbox_free(&srv.inbox);
     chat_index_free(&srv.index);
     chat_rooms_free(srv.rooms);

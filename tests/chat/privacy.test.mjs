@@ -15,6 +15,8 @@ test('no frame to another user holds an email: welcome, join, leave, typing, mes
   const carl = await Client.open(chat.url(chat.token({ sub: 'carl.secret@x.org', uid: 'carl-0001', name: 'Carl', room: 'private' })));
   bob.send({ type: 'typing' });
   bob.send({ type: 'message', text: 'hi', client_id: 'b1' });
+  // two senders on two connections arrive in either order: carl speaks once bob's is stored
+  await ann.next((f) => f.type === 'message' && f.client_id === 'b1');
   carl.send({ type: 'message', text: 'yo', client_id: 'c1' });
   await ann.next((f) => f.type === 'message' && f.client_id === 'c1');
   await bob.next((f) => f.type === 'message' && f.client_id === 'c1');

@@ -15,13 +15,11 @@ export const BIN = {
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// A port that is free now, below the ephemeral range like freePortRange's (the kernel's port
+// 0 gave one from that range, which an outgoing connection could take as its source port
+// before the daemon bound it: seen in CI as "ERROR on binding ... (-1 98)").
 export function freePort(host = '127.0.0.1') {
-  return new Promise((res, rej) => {
-    const s = createServer();
-    s.unref();
-    s.on('error', rej);
-    s.listen(0, host, () => { const { port } = s.address(); s.close(() => res(port)); });
-  });
+  return freePortRange(1, host);
 }
 
 // n consecutive ports that are free now, for a daemon that takes a range (run-native's
