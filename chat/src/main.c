@@ -143,16 +143,11 @@ int main(void)
      * loop is poll(): every turn costs the kernel a pass over every descriptor. Measured here
      * with 15,000 idle connections: 38% of a core doing nothing but poll() (sock_poll, fdget,
      * tcp_poll in perf), against 1% on epoll; at 17,000 per daemon a handshake cost 3.3 ms. */
+    struct lws_context *ctx = NULL;
     struct ev_loop *loop = ev_loop_new(EVBACKEND_EPOLL | EVFLAG_NOENV);
     if (!loop) {
         cm_error("cannot create the event loop (libev, epoll)");
-        chat_rooms_free(srv.rooms);
-        chat_index_free(&srv.index);
-        chat_inbox_free(&srv.inbox);
-        chat_rawguard_free();
-        chat_archive_free(archive);
-        chat_config_free();
-        return 1;
+        goto fail;
     }
     void *foreign_loops[1] = {loop};
 
@@ -178,30 +173,17 @@ int main(void)
     info.retry_and_idle_policy = &retry;
     info.ka_time = 0;
 
-    struct lws_context *ctx = lws_create_context(&info);
+    ctx = lws_create_context(&info);
     if (!ctx) {
         cm_error("cannot listen on %s:%lld (address in use or not local?), or lws's libev "
                  "plugin (package libwebsockets-evlib-ev) is missing",
                  cfg.listen_addr, cfg.port);
-        ev_loop_destroy(loop);
-        chat_rooms_free(srv.rooms);
-        chat_index_free(&srv.index);
-        chat_inbox_free(&srv.inbox);
-        chat_rawguard_free();
-        chat_archive_free(archive);
-        chat_config_free();
-        return 1;
+        goto fail;
     }
     if (!chat_http_admin_listen(ctx, &info, &cfg)) {
         cm_error("cannot listen on %s:%lld (CHAT_ADMIN_ADDR:CHAT_ADMIN_PORT)", cfg.admin_addr,
                  cfg.admin_port);
-        lws_context_destroy(ctx);
-        ev_loop_destroy(loop);
-        chat_rooms_free(srv.rooms);
-        chat_rawguard_free();
-        chat_archive_free(archive);
-        chat_config_free();
-        return 1;
+        goto fail;
     }
     srv.ctx = ctx;
     the_ctx = ctx;
@@ -266,4 +248,17 @@ int main(void)
     chat_config_free();
     cm_info("stopped");
     return 0;
+
+fail: /* before the loop ran: nothing but what was set up so far */
+    if (ctx)
+        lws_context_destroy(ctx);
+    if (loop)
+        ev_loop_destroy(loop);
+    chat_rooms_free(srv.rooms);
+    chat_index_free(&srv.index);
+    chat_inbox_free(&srv.inbox);
+    chat_rawguard_free();
+    chat_archive_free(archive);
+    chat_config_free();
+    return 1;
 }
