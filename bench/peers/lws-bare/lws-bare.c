@@ -16,7 +16,6 @@
 #define BARE_ROOM_NAME_MAX 64
 #define BARE_ROOM_BUCKETS 4096
 #define BARE_RX_BUFFER 8192 /* a text frame bigger than this arrives fragmented: refused */
-#define BARE_FD_LIMIT 20000
 
 struct bare_msg {
     unsigned char *payload; /* LWS_PRE headroom, then the frame */
@@ -239,7 +238,8 @@ int main(int argc, char **argv)
     info.iface = "127.0.0.1";
     info.protocols = protocols;
     info.count_threads = 1;
-    info.fd_limit_per_thread = BARE_FD_LIMIT;
+    /* no fd_limit_per_thread: below RLIMIT_NOFILE it makes lws 4.1.6 find every descriptor
+     * by a linear search (lib/plat/unix/unix-fds.c wsi_from_fd) */
     info.gid = -1;
     info.uid = -1;
     struct lws_context *ctx = lws_create_context(&info);
