@@ -134,7 +134,8 @@ L.push('* **parley-chat**: today\'s daemon with history on: every message goes t
   '  the 1000 joins before a run (each one\'s history read over the one Redis command connection) took longer than 2 s: the',
   '  daemon dropped the command connection, failed every command in flight and closed the joiners whose history read failed',
   '  (seen 2026-12-02: 812 history reads failed, 832 of 1000 connections closed 1013, 320 `unavailable`, Redis latency mean',
-  '  260 ms with Redis itself at 0.09 CPU-s). That is a finding about the daemon under load, not the fan-out measured here.',
+  '  260 ms with Redis itself at 0.09 CPU-s). That was a finding about the daemon under load, fixed since (commit dd08c05:',
+  '  a room reads its latest messages once and serves its joiners from memory); the setting stayed so that runs compare.',
   '* CPU: server = the daemon\'s utime+stime; "all" adds redis-server and the stand-in over the same window.', '');
 
 L.push('| system | highest ok rate: deliveries/s (msg/s) | p99 ms there | p99 ms at 100k deliveries/s | deliveries per CPU-s at 100k/s: server / server+Redis / all | load |', '|---|---|---|---|---|---|');
@@ -180,19 +181,20 @@ if (names.includes(BASE)) {
 }
 // CPU per delivery of every system at the lowest rate all of them ran: the floor the kernel sets
 const lowest = Math.min(...names.map((n) => (runs[n] || [])[0]?.rate).filter(Boolean));
-const floor = names.map((n) => [n, (runs[n] || []).find((r) => r.rate === lowest)])
-  .filter(([, r]) => r && r.delivered && r.server_cpu_run_s)
-  .map(([n, r]) => `${n} ${f2((r.server_cpu_run_s / r.delivered) * 1e6)}`);
+const perDelivery = (r) => (r && r.delivered && r.server_cpu_run_s ? f2((r.server_cpu_run_s / r.delivered) * 1e6) : '–');
+const floor = names.map((n) => `${n} ${perDelivery((runs[n] || []).find((r) => r.rate === lowest))} / ${perDelivery(first(n))}`);
+const cheapest = names.flatMap((n) => (runs[n] || []).filter((r) => r.delivered && r.server_cpu_run_s).map((r) => [n, r]))
+  .sort((x, y) => x[1].server_cpu_run_s / x[1].delivered - y[1].server_cpu_run_s / y[1].delivered)[0];
 L.push('', 'Why a goal is missed, as far as measured here:', '',
   '* The machine: 2 cores for the server, Redis, the stand-in and two load generator processes that parse every',
   '  delivered frame; a rate that needs more CPU than is left fails for every system alike (the load column). 1M',
   '  deliveries/s means the load generators alone read 1M frames/s.',
-  `* The kernel's cost per delivery: at ${f0(lowest)} msg/s, where no system is short of CPU, the server's CPU per delivery was`,
-  `  (µs) ${floor.join(', ')}. Most of it is the send() of each frame to its own socket and loopback TCP`,
-  '  (the receiving side runs in the sender\'s softirq, with this machine\'s netfilter conntrack/NAT hooks in the path:',
-  '  `perf` shows `__nf_conntrack_find_get`, `nf_nat_inet_fn`, `__inet_lookup_established` near the top). Only',
-  '  rooms busy enough that several frames leave in one write get below it; 1M deliveries/s from one core is',
-  '  below what one send per delivery costs here, for the bare lws broadcaster as much as for us.',
+  `* The kernel's cost per delivery. The server's CPU per delivery (µs) at ${f0(lowest)} msg/s / at 100k deliveries/s:`,
+  `  ${floor.join('; ')}. At low rates every message wakes the server and goes out in one send() per`,
+  '  member; busier rooms put several frames into one write. Most of the cost is that send() and loopback TCP (the',
+  '  receiving side runs in the sender\'s softirq, with this machine\'s netfilter conntrack/NAT hooks in the path:',
+  '  `perf` shows `__nf_conntrack_find_get`, `nf_nat_inet_fn`, `__inet_lookup_established` near the top). 1M',
+  `  deliveries/s from one core needs 1 µs per delivery; the cheapest run here was ${cheapest ? `${cheapest[0]} at ${f0(cheapest[1].rate)} msg/s, ${perDelivery(cheapest[1])} µs` : '–'}.`,
   '* Redis runs the publish script (INCR, two XADD, SET, PUBLISH) once per message on its one core; measured by hand',
   '  with redis-benchmark (docs/operations.md): 13.2k messages/s pipelined with `everysec`, i.e. ~1.3M deliveries/s in',
   '  rooms of 100 before the daemon does anything: within reach of 1M only with rooms of ~100 and a free core for Redis.',

@@ -475,20 +475,21 @@ function discussion(fo, la, mem, prof) {
       '  the Machine section), for the server and the load generator alike; compare the rooms-of-10 table.',
       '  Node and asyncio write a broadcast straight into each socket from the receive handler; both',
       '  libwebsockets servers (ours and lws-bare) ask for a writable callback per recipient and write on the',
-      '  next pass of the event loop, a pass that costs a poll() over every connection: when bursts overlap,',
-      '  that extra round is where their tail comes from.');
+      '  next pass of the event loop: when bursts overlap, that extra round is where their tail comes from.');
   }
   const ls = results.workloads.latencySmall || {};
   const cpuPerMsg = (r) => (r && r.deliveries_per_cpu_s && r.deliveries_per_s ? (r.deliveries_per_s / r.deliveries_per_cpu_s) / (r.sent_per_s || 1) * 1e6 : null);
   if (cpuPerMsg(ls[P]) && cpuPerMsg(ls['node-ws'])) {
     out.push(`* With small rooms the per-wakeup cost shows: in rooms of 10 parley-chat used ${f0(cpuPerMsg(ls[P]))} µs of CPU per message`,
-      `  (${f2(ls[P].deliveries_per_s / ls[P].deliveries_per_cpu_s)} CPU-s per second), node-ws ${f0(cpuPerMsg(ls['node-ws']))} µs. libwebsockets 4.1 as built here waits in \`poll()\`, which`,
-      '  scans every connection\'s socket on every wakeup (O(connections), and expensive system calls on this',
-      '  virtual machine), where Node waits in epoll (O(ready sockets)). Debian ships lws event-library plugins',
-      '  (libwebsockets-evlib-uv, -ev): we measured lws-bare on them by hand (same load generator, 1000 clients):',
-      '  closed loop in rooms of 100, 105k deliveries per CPU-s on poll() against 98k on libev; paced rooms of 10,',
-      '  88k on poll() against 65k on libev and 48k on libuv. So the daemon stays on poll(); an epoll backend',
-      '  would need a newer libwebsockets than Debian bookworm ships.');
+      `  (${f2(ls[P].deliveries_per_s / ls[P].deliveries_per_cpu_s)} CPU-s per second), node-ws ${f0(cpuPerMsg(ls['node-ws']))} µs.`,
+      '  The event loop: parley-chat and the load generator run lws on libev (epoll, lws\'s evlib plugin) since commit',
+      '  2877a8a; lws-bare stays on lws\'s own poll() loop. poll() costs a pass over every connection per wakeup: with',
+      '  15,000 idle connections it kept 38% of a core busy (perf: sock_poll, fdget, tcp_poll), epoll 1%. At 1000',
+      '  connections epoll costs a little more (an epoll_ctl whenever a socket starts or stops waiting to write):',
+      '  about 5% fewer deliveries per CPU-s measured by hand on 2026-12-02.',
+      '  Until commit b38758f parley-chat (and the load generator) passed lws 4.1.6 an fd_limit_per_thread below the open-files',
+      '  limit, which makes lws find every descriptor by a linear search (wsi_from_fd: 63% of the daemon\'s CPU at',
+      '  5,000 connections): figures from before then carry that cost, growing with the connections held.');
   }
   if (prof && prof.byDso && prof.byDso.length) {
     const i = prof.inclusive || {};
