@@ -296,10 +296,14 @@ test('CHAT_REPLICAS=2 WEB_REPLICAS=2 (--scale chat=2): nginx lists both replicas
       const m = /chat upstream: (\S+:8082(?: \S+:8082)*)/.exec(ngx);
       assert.ok(m && m[1].split(' ').length === 2, `nginx lists both chat replicas:\n${ngx.slice(-2000)}`);
       assert.match(ngx, /website upstream: \S+:8081 \S+:8081;/, 'and both websites');
-      // round robin over two upstreams: the happy path's two sockets land on different
-      // replicas, and they still see each other join, chat and leave
-      for (let i = 0; i < 2; i++) await happyPath(url);
-      for (const c of chats) assert.match(await logsOf(c), /connection accepted/, `${c} took WebSockets`);
+      // round robin over two upstreams, but per nginx worker (each keeps its own turn, and a
+      // connection goes to whichever worker accepts it): back-to-back sockets may land on the
+      // same replica, so happy paths run until both replicas have taken WebSockets (each one
+      // also checks that its two users see each other join, chat and leave)
+      const took = async () => (await Promise.all(chats.map(async (c) => /connection accepted/.test(await logsOf(c))))).every(Boolean);
+      let runs = 0;
+      do { await happyPath(url); runs++; } while (runs < 8 && !(await took()));
+      for (const c of chats) assert.match(await logsOf(c), /connection accepted/, `${c} took WebSockets (after ${runs} happy paths)`);
     });
   } finally {
     delete env.CHAT_REPLICAS;
