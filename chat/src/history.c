@@ -1017,7 +1017,7 @@ static void probe_next(struct chat_history *h, int64_t rid)
     seedq_finish(h, rid, false); /* empty, or shutting down: what is left is refused */
 }
 
-static void on_published_(struct chat_redis *r, const redisReply *rep, struct pub *p);
+static void publish_answered(struct chat_redis *r, const redisReply *rep, struct pub *p);
 
 static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
 {
@@ -1025,7 +1025,7 @@ static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
     struct chat_history *h = p->h;
     int64_t rid = p->rid;
     if (!p->probe) {
-        on_published_(r, rep, p);
+        publish_answered(r, rep, p);
         return;
     }
     p->probe = false;
@@ -1037,7 +1037,7 @@ static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
     }
     bool stored = rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
                   rep->element[0]->type == REDIS_REPLY_INTEGER && rep->element[0]->integer == 1;
-    on_published_(r, rep, p); /* p is freed, or queued for a reseed ({2}: Q_SEEDING now) */
+    publish_answered(r, rep, p); /* p is freed, or queued for a reseed ({2}: Q_SEEDING now) */
     struct seedq *q = seedq_of(h, rid);
     if (!q || q->state != Q_PROBING) {
         if (stored)
@@ -1050,7 +1050,7 @@ static void on_published(struct chat_redis *r, const redisReply *rep, void *ud)
         probe_next(h, rid);
 }
 
-static void on_published_(struct chat_redis *r, const redisReply *rep, struct pub *p)
+static void publish_answered(struct chat_redis *r, const redisReply *rep, struct pub *p)
 {
     struct chat_history *h = p->h;
     if (!rep) {
